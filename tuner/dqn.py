@@ -1,0 +1,306 @@
+"""DQN for K seeds in lock-step: train(), evaluate(), checkpoints. Knows nothing of Optuna."""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from tuner.config import DQNConfig
+from tuner.envs import EVAL_SEED, check_env, make_env, make_train_envs
+from tuner.errors import Diverged, TunerError
+from tuner.networks import BatchedQNetwork
+from tuner.replay import Batch, ReplayBuffer, SeedUniforms
+
+OnEval = Callable[[int, np.ndarray], "bool | None"]
+"""on_eval(env_step, mean_returns[K]); returning False stops training, raising aborts it."""
+
+
+@dataclass
+class TrainResult:
+    config: DQNConfig
+    seeds: list[int]
+    eval_steps: list[int]
+    eval_returns: np.ndarray
+    """[n_evals, K]: each seed's mean greedy return at each evaluation."""
+    env_steps: int
+    """Env steps per seed."""
+    gradient_steps: int
+    """Gradient steps per seed."""
+    wall_seconds: float
+    stopped_early: bool
+    network: BatchedQNetwork
+
+    @property
+    def final_returns(self) -> np.ndarray:
+        """[K]: each seed's mean return at the last evaluation."""
+        return self.eval_returns[-1] if len(self.eval_returns) else np.full(len(self.seeds), np.nan)
+
+    @property
+    def steps_per_second(self) -> float:
+        """Env steps per second over all seeds together."""
+        return self.env_steps * len(self.seeds) / max(self.wall_seconds, 1e-9)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' is CUDA when available, else CPU; asking for CUDA without one is a TunerError."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise TunerError("--device cuda was asked for but no CUDA GPU is available; use auto or cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise TunerError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+
+
+def epsilon(config: DQNConfig, step: int) -> float:
+    """Exploration rate after `step` env steps."""
+    span = config.epsilon_start - config.epsilon_end
+    if config.epsilon_schedule == "exponential":
+        return config.epsilon_end + span * math.exp(-step / config.epsilon_decay_steps)
+    return config.epsilon_end + span * max(0.0, 1.0 - step / config.epsilon_decay_steps)
+
+
+def make_optimizer(config: DQNConfig, params: Iterable[torch.nn.Parameter],
+                   device: torch.device) -> torch.optim.Optimizer:
+    params = list(params)
+    common = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, **common)
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    # every update is elementwise, so seeds stay independent; fused is the fastest kernel
+    return cls(params, amsgrad=config.amsgrad, fused=device.type in ("cpu", "cuda"), **common)
+
+
+@torch.no_grad()
+def td_targets(online: BatchedQNetwork, target: BatchedQNetwork, batch: Batch,
+               double_dqn: bool) -> torch.Tensor:
+    """r + discount * Q_target(s', a*) for every [count, K, batch] entry.
+
+    a* is the target network's argmax, or the online network's with Double DQN. `discount` is
+    already 0 where the episode terminated: bootstrap through time limits, never termination.
+    """
+    count, k, b = batch.returns.shape
+    next_obs = batch.next_obs.transpose(0, 1).reshape(k, count * b, -1)
+    q_next = target(next_obs)
+    if double_dqn:
+        best = online(next_obs).argmax(-1, keepdim=True)
+        value = q_next.gather(-1, best).squeeze(-1)
+    else:
+        value = q_next.max(-1).values
+    return batch.returns + batch.discounts * value.reshape(k, count, b).transpose(0, 1)
+
+
+def gradient_step(online: BatchedQNetwork, optimizer: torch.optim.Optimizer, config: DQNConfig,
+                  obs: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor,
+                  weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update of every seed; returns each seed's loss [K] and TD errors [K, B]."""
+    q = online(obs).gather(-1, actions[..., None]).squeeze(-1)
+    if config.loss == "huber":
+        per_sample = F.smooth_l1_loss(q, targets, reduction="none")
+    else:
+        per_sample = (q - targets).square()
+    loss = (per_sample * weights).mean(1)  # each seed's own mean: seeds never share a gradient
+    optimizer.zero_grad(set_to_none=True)
+    loss.sum().backward()
+    clip_gradients(list(online.parameters()), config.grad_clip_value, config.grad_clip_norm)
+    optimizer.step()
+    return loss.detach(), (q - targets).detach()
+
+
+def clip_gradients(params: list[torch.nn.Parameter], value: float | None, norm: float | None) -> None:
+    """Clamp by value, then rescale each seed's gradient (slice [k] of every parameter) by its norm."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if value is not None:
+        for g in grads:
+            g.clamp_(-value, value)
+    if norm is not None:
+        total = torch.stack([g.square().sum((1, 2)) for g in grads]).sum(0).sqrt()
+        scale = (norm / (total + 1e-6)).clamp(max=1.0)[:, None, None]
+        torch._foreach_mul_(grads, [scale] * len(grads))
+
+
+def update_target(target: BatchedQNetwork, online: BatchedQNetwork, config: DQNConfig) -> None:
+    with torch.no_grad():
+        rate = 1.0 if config.target_update == "hard" else config.tau
+        for t, o in zip(target.parameters(), online.parameters()):
+            t.lerp_(o, rate) if rate < 1.0 else t.copy_(o)
+
+
+@torch.no_grad()
+def evaluate(network: BatchedQNetwork, env_id: str, episodes: int, *,
+             device: torch.device | str = "cpu", max_envs: int = 1024) -> np.ndarray:
+    """Greedy returns [K, episodes]; episode j of every seed starts from reset(seed=EVAL_SEED + j).
+
+    Only envs still in their episode are stepped; envs without a time limit stop at 10,000 steps.
+    """
+    k = len(network.seeds)
+    returns = np.zeros((k, episodes))
+    per_chunk = max(1, max_envs // k)
+    for first in range(0, episodes, per_chunk):
+        ids = range(first, min(episodes, first + per_chunk))
+        envs = [make_env(env_id) for _ in range(k * len(ids))]
+        try:
+            obs = np.stack([env.reset(seed=EVAL_SEED + j)[0] for env, j in zip(envs, list(ids) * k)])
+            total = np.zeros(len(envs))
+            active = np.ones(len(envs), dtype=bool)
+            limit = envs[0].spec.max_episode_steps if envs[0].spec else None
+            for _ in range(limit or 10_000):
+                q = network(torch.as_tensor(obs, dtype=torch.float32, device=device).view(k, len(ids), -1))
+                actions = q.argmax(-1).view(-1).cpu().numpy()
+                for i in np.flatnonzero(active):
+                    obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
+                    total[i] += reward
+                    active[i] = not (terminated or truncated)
+                if not active.any():
+                    break
+        finally:
+            for env in envs:
+                env.close()
+        returns[:, first:first + len(ids)] = total.reshape(k, len(ids))
+    return returns
+
+
+def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto",
+          on_eval: OnEval | None = None, init_from: str | Path | None = None,
+          progress: bool = False) -> TrainResult:
+    """Train `seeds` independent copies (seed config.seed + k) in lock-step; see TrainResult."""
+    if seeds < 1:
+        raise TunerError(f"seeds={seeds} must be at least 1")
+    dev = resolve_device(device)
+    info = check_env(config.env)
+    seed_ids = [config.seed + k for k in range(seeds)]
+    k, e = seeds, config.envs_per_seed
+
+    online = BatchedQNetwork(seed_ids, info.obs_dim, info.n_actions, config.hidden_sizes,
+                             config.activation, config.dueling)
+    if init_from is not None:
+        _, weights = load_checkpoint(init_from)
+        online.load_seed_state(weights)
+    online.to(dev)
+    target = copy.deepcopy(online).requires_grad_(False)
+    optimizer = make_optimizer(config, online.parameters(), dev)
+    replay = ReplayBuffer(seeds=seed_ids, envs_per_seed=e, capacity=min(config.replay_size, config.total_steps),
+                          obs_dim=info.obs_dim, n_step=config.n_step, gamma=config.gamma,
+                          prioritized=config.prioritized, alpha=config.per_alpha, eps=config.per_eps,
+                          device=dev)
+    explore = SeedUniforms(seed_ids, stream=4, width=2 * e)  # per env: explore?, random action
+
+    # all cadences in vector steps (each is E env steps per seed)
+    n_steps = math.ceil(config.total_steps / e)
+    train_every = math.ceil(config.train_frequency / e)
+    target_every = math.ceil(config.target_update_interval / e)
+    eval_every = math.ceil(config.eval_every / e) if config.eval_every else n_steps
+    chunk = 1 if (config.double_dqn or config.prioritized) else config.gradient_steps
+
+    envs, obs = make_train_envs(config.env, seed_ids, e)
+    bar = tqdm(total=n_steps * e, unit="step", disable=not progress, dynamic_ncols=True, leave=False)
+    eval_steps: list[int] = []
+    eval_returns: list[np.ndarray] = []
+    grad_steps, stopped = 0, False
+    start = time.perf_counter()
+    try:
+        for t in range(1, n_steps + 1):
+            step = t * e
+            # act: epsilon-greedy, each seed with its own random numbers
+            u = explore.next()[:, 0].reshape(k, e, 2)
+            obs_k = obs.reshape(k, e, -1).astype(np.float32, copy=False)
+            eps = epsilon(config, step - e)
+            actions = (u[..., 1] * info.n_actions).astype(np.int64)
+            greedy = u[..., 0] >= eps
+            if greedy.any():
+                with torch.no_grad():
+                    q = online(torch.as_tensor(obs_k, device=dev))
+                actions = np.where(greedy, q.argmax(-1).cpu().numpy(), actions)
+
+            # step and store; the true last observation of a finished episode is in final_obs
+            next_obs, rewards, terminated, truncated, step_info = envs.step(actions.reshape(-1))
+            done = terminated | truncated
+            real_next = next_obs
+            if done.any():
+                real_next = next_obs.copy()
+                real_next[done] = np.stack(step_info["final_obs"][done])
+                if config.termination_penalty is not None:
+                    rewards = np.where(terminated, config.termination_penalty, rewards)
+            replay.add(obs_k, actions, rewards.reshape(k, e), real_next.reshape(k, e, -1),
+                       terminated.reshape(k, e), done.reshape(k, e))
+            obs = next_obs
+
+            # learn
+            if t % train_every == 0 and step > config.learning_starts and replay.sampleable:
+                beta = config.per_beta + (config.per_beta_end - config.per_beta) * step / config.total_steps
+                phase_loss = torch.zeros(k, device=dev)
+                for g in range(config.gradient_steps):
+                    if g % chunk == 0:  # target net and replay are fixed within a phase
+                        batch = replay.sample(config.batch_size, chunk, beta)
+                        targets = td_targets(online, target, batch, config.double_dqn)
+                    j = g % chunk
+                    loss, td = gradient_step(online, optimizer, config, batch.obs[j], batch.actions[j],
+                                             targets[j], batch.weights[j])
+                    if config.prioritized:
+                        replay.update_priorities(batch.indices[j], td)
+                    phase_loss += loss
+                grad_steps += config.gradient_steps
+                bad = ~torch.isfinite(phase_loss)
+                if bad.any():
+                    raise Diverged(step=step, seed=seed_ids[int(bad.nonzero()[0, 0])])
+
+            # sync target
+            if t % target_every == 0:
+                update_target(target, online, config)
+
+            # evaluate
+            if t % eval_every == 0 or t == n_steps:
+                returns = evaluate(online, config.env, config.eval_episodes, device=dev).mean(1)
+                eval_steps.append(step)
+                eval_returns.append(returns)
+                bar.set_postfix(eval=f"{returns.mean():.1f}", refresh=False)
+                if on_eval is not None and on_eval(step, returns) is False:
+                    stopped = True
+                    break
+            if t % 256 == 0 or t == n_steps:
+                bar.update(step - bar.n)
+    finally:
+        envs.close()
+        bar.close()
+    return TrainResult(
+        config=config, seeds=seed_ids, eval_steps=eval_steps,
+        eval_returns=np.array(eval_returns).reshape(-1, k), env_steps=step,
+        gradient_steps=grad_steps, wall_seconds=time.perf_counter() - start,
+        stopped_early=stopped, network=online,
+    )
+
+
+def save_checkpoints(result: TrainResult, out_dir: str | Path) -> list[Path]:
+    """One file per seed, `seed-<seed>.pt`: that seed's weights and the full config."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, seed in enumerate(result.seeds):
+        path = out / f"seed-{seed}.pt"
+        torch.save({"config": result.config.to_dict(), "seed": seed,
+                    "weights": result.network.seed_state(k)}, path)
+        paths.append(path)
+    return paths
+
+
+def load_checkpoint(path: str | Path) -> tuple[DQNConfig, dict[str, torch.Tensor]]:
+    """A checkpoint's config and weights, loaded with weights_only=True (no code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TunerError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        return DQNConfig.from_dict(data["config"], source=str(path)), data["weights"]
+    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, EOFError):
+        raise TunerError(f"{path}: not a tuner checkpoint (expected a file saved by tuner.train)") from None

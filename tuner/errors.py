@@ -1,0 +1,19 @@
+"""Errors a user can cause. The CLIs print their one sentence and exit with code 2."""
+
+from __future__ import annotations
+
+
+class TunerError(Exception):
+    """A problem with the user's input, stated in one sentence that says what to do."""
+
+
+class Diverged(TunerError):
+    """Training produced a non-finite loss or Q-value."""
+
+    def __init__(self, step: int, seed: int, what: str = "loss") -> None:
+        self.step = step
+        self.seed = seed
+        super().__init__(
+            f"training diverged: non-finite {what} for seed {seed} at env step {step}; "
+            "try a lower learning_rate or a gradient clamp"
+        )

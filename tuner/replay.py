@@ -1,0 +1,156 @@
+"""Replay for K seeds at once: a preallocated ring buffer with n-step returns and proportional PER.
+
+Each seed owns a slice [k] of every tensor; its E envs write E consecutive slots per vector step,
+so env e's stream is slots e, e + E, e + 2E, ... and an n-step lookahead is a fixed stride.
+n-step returns are computed when sampling: rewards are summed until the first episode end
+(termination or truncation) and the target bootstraps from the last next-observation reached.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+
+class Batch(NamedTuple):
+    """`count` batches for K seeds: every field is [count, K, batch, ...]."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    returns: torch.Tensor
+    """Discounted sum of the rewards before bootstrapping (one reward when n_step is 1)."""
+    next_obs: torch.Tensor
+    """The observation the target bootstraps from."""
+    discounts: torch.Tensor
+    """gamma ** steps_summed, or 0 when the last summed step terminated the episode."""
+    weights: torch.Tensor
+    """Importance-sampling weights (ones without prioritized replay)."""
+    indices: torch.Tensor
+
+
+class SeedUniforms:
+    """Uniform [0, 1) numbers where row k comes from seed k's own generator alone.
+
+    Drawn in chunks so the hot path slices an array instead of calling K generators.
+    """
+
+    def __init__(self, seeds: list[int], stream: int, width: int, chunk: int = 1024) -> None:
+        self.gens = [np.random.default_rng([seed, stream]) for seed in seeds]
+        self.width, self.chunk = width, chunk
+        self.buf = np.empty((len(seeds), 0, width))
+        self.pos = 0
+
+    def next(self, rows: int = 1) -> np.ndarray:
+        """[K, rows, width]."""
+        if self.pos + rows > self.buf.shape[1]:
+            n = max(self.chunk, rows)
+            self.buf = np.stack([g.random((n, self.width)) for g in self.gens])
+            self.pos = 0
+        self.pos += rows
+        return self.buf[:, self.pos - rows:self.pos]
+
+
+class ReplayBuffer:
+    """Transitions of K seeds x E envs in one float tensor [K, slots, obs, next_obs, a, r, term, done]."""
+
+    def __init__(self, *, seeds: list[int], envs_per_seed: int, capacity: int, obs_dim: int,
+                 n_step: int = 1, gamma: float = 0.99, prioritized: bool = False,
+                 alpha: float = 0.6, eps: float = 1e-6, device: torch.device | str = "cpu") -> None:
+        self.k, self.e, self.d = len(seeds), envs_per_seed, obs_dim
+        self.rows = max(math.ceil(capacity / envs_per_seed), n_step + 1)  # vector steps held
+        self.slots = self.rows * envs_per_seed
+        self.n_step, self.gamma = n_step, gamma
+        self.device = torch.device(device)
+        self.data = torch.zeros(self.k, self.slots, 2 * obs_dim + 4, device=self.device)
+        self.pos = 0  # next row to write
+        self.size = 0  # rows written, at most self.rows
+        self.discount_powers = gamma ** torch.arange(n_step + 1, dtype=torch.float32, device=self.device)
+        self.uniforms = SeedUniforms(seeds, stream=3, width=1)
+        self.seed_offsets = (torch.arange(self.k, device=self.device) * self.slots)[:, None]
+        self.prioritized, self.alpha, self.eps = prioritized, alpha, eps
+        if prioritized:
+            self.priority = torch.zeros(self.k, self.slots, dtype=torch.float64, device=self.device)
+            self.max_priority = torch.ones(self.k, 1, dtype=torch.float64, device=self.device)
+
+    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
+            terminated: np.ndarray, done: np.ndarray) -> None:
+        """One vector step: obs/next_obs [K, E, D], the rest [K, E]. `done` = terminated or truncated."""
+        row = np.concatenate([obs, next_obs, np.stack([actions, rewards, terminated, done], -1)], -1)
+        start = self.pos * self.e
+        self.data[:, start:start + self.e] = torch.as_tensor(row, dtype=torch.float32).to(self.device)
+        if self.prioritized:
+            self.priority[:, start:start + self.e] = self.max_priority ** self.alpha
+        self.pos = (self.pos + 1) % self.rows
+        self.size = min(self.size + 1, self.rows)
+
+    @property
+    def sampleable(self) -> int:
+        """Slots whose whole n-step lookahead is already stored (the newest n-1 rows are not)."""
+        return max(self.size - (self.n_step - 1), 0) * self.e
+
+    def sample(self, batch_size: int, count: int = 1, beta: float = 0.4) -> Batch:
+        """`count` independent batches per seed, drawn with each seed's own randomness."""
+        n = self.sampleable
+        if n == 0:
+            raise ValueError("the replay buffer holds no complete transition yet")
+        u = torch.from_numpy(self.uniforms.next(count * batch_size)[..., 0]).to(self.device)
+        oldest = (self.pos - self.size) % self.rows * self.e
+        if self.prioritized:
+            idx, weights = self._sample_prioritized(u, n, oldest, beta)
+        else:
+            idx = (oldest + (u * n).long().clamp_(max=n - 1)) % self.slots
+            weights = torch.ones(idx.shape, device=self.device)
+        first = self._gather(idx)
+        obs, actions = first[..., :self.d], first[..., 2 * self.d].long()
+        if self.n_step == 1:
+            returns, last, steps = first[..., 2 * self.d + 1], first, 1
+        else:
+            returns, last, steps = self._n_step(idx)
+        terminated = last[..., 2 * self.d + 2]
+        discounts = self.discount_powers[steps] * (1.0 - terminated) if self.n_step > 1 \
+            else self.gamma * (1.0 - terminated)
+        next_obs = last[..., self.d:2 * self.d]
+
+        def split(t: torch.Tensor) -> torch.Tensor:  # [K, count*B, ...] -> [count, K, B, ...]
+            return t.reshape(self.k, count, batch_size, *t.shape[2:]).transpose(0, 1)
+
+        return Batch(*(split(t) for t in (obs, actions, returns, next_obs, discounts, weights, idx)))
+
+    def update_priorities(self, indices: torch.Tensor, td_errors: torch.Tensor) -> None:
+        """indices, td_errors: [K, B]. Priority = (|td| + eps) ** alpha."""
+        p = td_errors.detach().abs().double() + self.eps
+        self.priority.scatter_(1, indices, p ** self.alpha)
+        self.max_priority = torch.maximum(self.max_priority, p.max(1, keepdim=True).values)
+
+    def _gather(self, idx: torch.Tensor) -> torch.Tensor:
+        flat = (idx + self.seed_offsets).reshape(-1)
+        return self.data.view(-1, self.data.shape[-1]).index_select(0, flat).view(*idx.shape, -1)
+
+    def _n_step(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ahead = (idx[..., None] + self.e * torch.arange(self.n_step, device=self.device)) % self.slots
+        window = self._gather(ahead)  # [K, N, n, C]
+        rewards, done = window[..., 2 * self.d + 1], window[..., 2 * self.d + 3]
+        # step j counts while no earlier step in the window ended the episode
+        alive = torch.cumprod(torch.cat([torch.ones_like(done[..., :1]), 1.0 - done[..., :-1]], -1), -1)
+        returns = (rewards * alive * self.discount_powers[:self.n_step]).sum(-1)
+        steps = alive.sum(-1).long()
+        last = window.gather(2, (steps - 1)[..., None, None].expand(-1, -1, 1, window.shape[-1]))
+        return returns, last[..., 0, :], steps
+
+    def _sample_prioritized(self, u: torch.Tensor, n: int, oldest: int,
+                            beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.priority
+        if n < self.size * self.e:  # hide the newest rows whose lookahead is incomplete
+            hidden = (oldest + n + torch.arange(self.size * self.e - n, device=self.device)) % self.slots
+            p = p.index_fill(1, hidden, 0.0)
+        cdf = torch.cumsum(p, 1)
+        total = cdf[:, -1:]
+        idx = torch.searchsorted(cdf, u.double() * total, right=True).clamp_(max=self.slots - 1)
+        prob = p.gather(1, idx) / total
+        p_min = torch.where(p > 0, p, torch.inf).min(1, keepdim=True).values / total
+        # w_i = (n * P(i)) ** -beta, normalised by the largest possible weight (smallest P)
+        weights = (prob / p_min) ** -beta
+        return idx, weights.float()
