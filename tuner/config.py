@@ -14,7 +14,7 @@ import inspect
 import math
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -149,9 +149,9 @@ def field_docs() -> dict[str, str]:
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}
     for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-                docs[node.target.id] = " ".join(str(nxt.value.value).split())
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
     return docs
 
 
@@ -238,7 +238,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 def _require(config: DQNConfig, name: str, ok: bool, allowed: str) -> None:
     if not ok:
-        raise TunerError(f"{name}={getattr(config, name)!r} is out of range; it must be {allowed}")
+        value = getattr(config, name)
+        shown = list(value) if isinstance(value, tuple) else value  # as the user wrote it
+        raise TunerError(f"{name}={shown!r} is out of range; it must be {allowed}")
 
 
 def _validate(c: DQNConfig) -> None:

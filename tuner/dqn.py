@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from tuner.config import DQNConfig
-from tuner.envs import EVAL_SEED, check_env, make_env, make_train_envs
+from tuner.envs import (EVAL_SEED, apply_termination_penalty, check_env, make_env, make_train_envs,
+                        true_next_obs)
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
 from tuner.replay import Batch, ReplayBuffer, SeedUniforms
@@ -226,12 +227,8 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
             # step and store; the true last observation of a finished episode is in final_obs
             next_obs, rewards, terminated, truncated, step_info = envs.step(actions.reshape(-1))
             done = terminated | truncated
-            real_next = next_obs
-            if done.any():
-                real_next = next_obs.copy()
-                real_next[done] = np.stack(step_info["final_obs"][done])
-                if config.termination_penalty is not None:
-                    rewards = np.where(terminated, config.termination_penalty, rewards)
+            real_next = true_next_obs(next_obs, done, step_info)
+            rewards = apply_termination_penalty(rewards, terminated, config.termination_penalty)
             replay.add(obs_k, actions, rewards.reshape(k, e), real_next.reshape(k, e, -1),
                        terminated.reshape(k, e), done.reshape(k, e))
             obs = next_obs

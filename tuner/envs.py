@@ -73,3 +73,19 @@ def make_train_envs(env_id: str, seeds: list[int],
     envs = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
     obs, _ = envs.reset(seed=[stream_seed(s, 2, e) for s in seeds for e in range(envs_per_seed)])
     return envs, obs
+
+
+def apply_termination_penalty(rewards: np.ndarray, terminated: np.ndarray,
+                              penalty: float | None) -> np.ndarray:
+    """The reward to store: `penalty` where the episode terminated (not truncated), else the env's."""
+    return rewards if penalty is None else np.where(terminated, penalty, rewards)
+
+
+def true_next_obs(next_obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
+    """The observation each env's action led to: where an episode just ended, its final one,
+    not the first observation of the next episode that autoreset put in `next_obs`."""
+    if not done.any():
+        return next_obs
+    real = next_obs.copy()
+    real[done] = np.stack(info["final_obs"][done])
+    return real

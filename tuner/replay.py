@@ -103,21 +103,24 @@ class ReplayBuffer:
         else:
             idx = (oldest + (u * n).long().clamp_(max=n - 1)) % self.slots
             weights = torch.ones(idx.shape, device=self.device)
-        first = self._gather(idx)
-        obs, actions = first[..., :self.d], first[..., 2 * self.d].long()
-        if self.n_step == 1:
-            returns, last, steps = first[..., 2 * self.d + 1], first, 1
-        else:
-            returns, last, steps = self._n_step(idx)
-        terminated = last[..., 2 * self.d + 2]
-        discounts = self.discount_powers[steps] * (1.0 - terminated) if self.n_step > 1 \
-            else self.gamma * (1.0 - terminated)
-        next_obs = last[..., self.d:2 * self.d]
+        fields = (*self.transitions(idx), weights, idx)
 
         def split(t: torch.Tensor) -> torch.Tensor:  # [K, count*B, ...] -> [count, K, B, ...]
             return t.reshape(self.k, count, batch_size, *t.shape[2:]).transpose(0, 1)
 
-        return Batch(*(split(t) for t in (obs, actions, returns, next_obs, discounts, weights, idx)))
+        return Batch(*(split(t) for t in fields))
+
+    def transitions(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(obs, actions, returns, next_obs, discounts) of slots idx [K, N], n-step returns included."""
+        first = self._gather(idx)
+        obs, actions = first[..., :self.d], first[..., 2 * self.d].long()
+        if self.n_step == 1:
+            returns, last = first[..., 2 * self.d + 1], first
+            discounts = self.gamma * (1.0 - last[..., 2 * self.d + 2])
+        else:
+            returns, last, steps = self._n_step(idx)
+            discounts = self.discount_powers[steps] * (1.0 - last[..., 2 * self.d + 2])
+        return obs, actions, returns, last[..., self.d:2 * self.d], discounts
 
     def update_priorities(self, indices: torch.Tensor, td_errors: torch.Tensor) -> None:
         """indices, td_errors: [K, B]. Priority = (|td| + eps) ** alpha."""
@@ -126,7 +129,8 @@ class ReplayBuffer:
         self.max_priority = torch.maximum(self.max_priority, p.max(1, keepdim=True).values)
 
     def _gather(self, idx: torch.Tensor) -> torch.Tensor:
-        flat = (idx + self.seed_offsets).reshape(-1)
+        offsets = self.seed_offsets.view(-1, *[1] * (idx.dim() - 1))
+        flat = (idx + offsets).reshape(-1)
         return self.data.view(-1, self.data.shape[-1]).index_select(0, flat).view(*idx.shape, -1)
 
     def _n_step(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tuner.config import DQNConfig
+from tuner.dqn import gradient_step, load_checkpoint, make_optimizer, save_checkpoints, train
+from tuner.envs import check_env, make_train_envs, true_next_obs
+from tuner.errors import Diverged, TunerError
+from tuner.networks import BatchedQNetwork
+
+FAST = DQNConfig(total_steps=600, learning_starts=100, train_frequency=4, gradient_steps=2,
+                 batch_size=16, hidden_sizes=(16,), replay_size=1000, target_update_interval=50,
+                 epsilon_decay_steps=300, eval_every=300, eval_episodes=2, learning_rate=1e-3)
+
+
+def weights(net: BatchedQNetwork, k: int) -> list[torch.Tensor]:
+    return [p[k].detach().clone() for p in net.parameters()]
+
+
+def test_same_seed_twice_gives_identical_returns_and_weights():
+    a, b = train(FAST, seeds=2, device="cpu"), train(FAST, seeds=2, device="cpu")
+    assert np.array_equal(a.eval_returns, b.eval_returns)
+    for k in range(2):
+        assert all(torch.equal(x, y) for x, y in zip(weights(a.network, k), weights(b.network, k)))
+
+
+def test_a_seed_trains_the_same_alone_or_in_a_batch():
+    alone = train(FAST.replace(seed=1), seeds=1, device="cpu")
+    batched = train(FAST, seeds=3, device="cpu")  # seeds 0, 1, 2
+    assert batched.seeds == [0, 1, 2]
+    assert np.array_equal(alone.eval_returns[:, 0], batched.eval_returns[:, 1])
+    assert all(torch.allclose(x, y, atol=1e-6)
+               for x, y in zip(weights(alone.network, 0), weights(batched.network, 1)))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "rmsprop"])
+def test_perturbing_one_seeds_batch_leaves_the_other_seeds_update_unchanged(optimizer):
+    config = DQNConfig(optimizer=optimizer, weight_decay=0.01, grad_clip_norm=1e-3, grad_clip_value=0.5,
+                       hidden_sizes=(8, 8), dueling=True)
+    gen = torch.Generator().manual_seed(0)
+    obs, targets = torch.randn(2, 16, 3, generator=gen), torch.randn(2, 16, generator=gen)
+    actions = torch.randint(0, 2, (2, 16), generator=gen)
+    after = []
+    for perturb in (False, True):
+        net = BatchedQNetwork([0, 1], obs_dim=3, n_actions=2, hidden_sizes=(8, 8), dueling=True)
+        opt = make_optimizer(config, net.parameters(), torch.device("cpu"))
+        o, t = obs.clone(), targets.clone()
+        if perturb:
+            o[1] *= 100.0
+            t[1] += 1e4
+        for _ in range(3):
+            gradient_step(net, opt, config, o, actions, t, torch.ones(2, 16))
+        after.append(net)
+    assert all(torch.equal(x, y) for x, y in zip(weights(after[0], 0), weights(after[1], 0)))
+    assert not all(torch.equal(x, y) for x, y in zip(weights(after[0], 1), weights(after[1], 1)))
+
+
+def test_every_feature_trains_together():
+    config = FAST.replace(double_dqn=True, dueling=True, prioritized=True, n_step=3, envs_per_seed=2,
+                          target_update="soft", tau=0.1, termination_penalty=-10, loss="mse",
+                          epsilon_schedule="exponential", optimizer="adamw", amsgrad=True)
+    result = train(config, seeds=2, device="cpu")
+    assert result.env_steps == 600 and result.eval_steps == [300, 600]
+    assert result.eval_returns.shape == (2, 2) and np.isfinite(result.eval_returns).all()
+    # learning starts after 100 steps; a phase every 2 vector steps (4 env steps over 2 envs)
+    assert result.gradient_steps == 2 * len([t for t in range(1, 301) if t % 2 == 0 and 2 * t > 100])
+
+
+def test_non_finite_loss_stops_training_with_step_and_seed():
+    config = FAST.replace(env="tests.toy_envs:Blowup-v0", loss="mse", grad_clip_norm=None)
+    with pytest.raises(Diverged, match="seed 0 at env step 104") as err:
+        train(config, seeds=2, device="cpu")
+    assert (err.value.step, err.value.seed) == (104, 0)
+
+
+def test_on_eval_can_stop_training_or_abort_it():
+    seen = []
+    result = train(FAST, seeds=2, device="cpu", on_eval=lambda step, r: seen.append((step, r)) or False)
+    assert result.stopped_early and result.env_steps == 300 and result.eval_steps == [300]
+    assert seen[0][0] == 300 and seen[0][1].shape == (2,)
+
+    def boom(step, returns):
+        raise RuntimeError("pruned")
+
+    with pytest.raises(RuntimeError, match="pruned"):
+        train(FAST, device="cpu", on_eval=boom)
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ("Pendulum-v1", "action space Box.*needs Discrete"),
+    ("FrozenLake-v1", "observation space Discrete.*1-D Box"),
+    ("NoSuchEnv-v0", "cannot make environment 'NoSuchEnv-v0'"),
+    ("no_such_module:Env-v0", "cannot make environment"),
+])
+def test_unsupported_or_unknown_envs_are_clear_errors(env, says):
+    with pytest.raises(TunerError, match=says):
+        check_env(env)
+
+
+def test_module_env_ids_work():
+    info = check_env("tests.toy_envs:Blowup-v0")
+    assert (info.obs_dim, info.n_actions, info.max_episode_steps) == (2, 2, 20)
+
+
+def test_autoreset_keeps_the_final_observation_of_a_finished_episode():
+    envs, obs = make_train_envs("CartPole-v1", [0], 1)
+    for _ in range(100):
+        next_obs, _, terminated, truncated, info = envs.step(np.zeros(1, np.int64))
+        done = terminated | truncated
+        if done.any():
+            break
+    real = true_next_obs(next_obs, done, info)
+    assert terminated[0]
+    assert abs(real[0, 2]) > 0.2095 or abs(real[0, 0]) > 2.4  # the pole fell: the last state
+    assert np.abs(next_obs[0]).max() <= 0.05  # autoreset already gave a fresh start
+    envs.close()
+
+
+def test_checkpoints_round_trip_and_warm_start(tmp_path):
+    first = train(FAST, seeds=2, device="cpu")
+    paths = save_checkpoints(first, tmp_path)
+    assert [p.name for p in paths] == ["seed-0.pt", "seed-1.pt"]
+    config, state = load_checkpoint(paths[1])
+    assert config == FAST
+    assert all(torch.equal(state[n], p[1]) for n, p in first.network.named_parameters())
+    # no learning and a greedy policy: the warm-started seed scores what the saved one did
+    frozen = FAST.replace(learning_starts=10_000, epsilon_start=0.0, epsilon_end=0.0, seed=5)
+    warm = train(frozen, seeds=1, device="cpu", init_from=paths[1])
+    assert warm.final_returns[0] == first.final_returns[1]
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(TunerError, match="not a tuner checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(TunerError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    paths = save_checkpoints(train(FAST, device="cpu"), tmp_path)
+    with pytest.raises(TunerError, match="does not match"):
+        train(FAST.replace(hidden_sizes=(32,)), device="cpu", init_from=paths[0])
+
+
+def test_cuda_without_a_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(TunerError, match="no CUDA GPU"):
+        train(FAST, device="cuda")

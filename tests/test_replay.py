@@ -1,0 +1,155 @@
+"""Replay and TD targets on tiny buffers whose every number is worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tuner.dqn import td_targets
+from tuner.envs import apply_termination_penalty
+from tuner.networks import BatchedQNetwork
+from tuner.replay import Batch, ReplayBuffer
+
+
+def add(buf: ReplayBuffer, obs, reward, next_obs, terminated=False, truncated=False, action=0):
+    """One transition for a K=1, E=1, 1-D observation buffer."""
+    buf.add(np.array([[[obs]]], np.float32), np.array([[action]]), np.array([[reward]], np.float32),
+            np.array([[[next_obs]]], np.float32), np.array([[terminated]]),
+            np.array([[terminated or truncated]]))
+
+
+def rows(buf: ReplayBuffer, slots: list[int]) -> list[tuple[float, ...]]:
+    obs, actions, returns, next_obs, discounts = buf.transitions(torch.tensor([slots]))
+    return [tuple(round(float(x), 6) for x in t)
+            for t in zip(obs[0, :, 0], actions[0], returns[0], next_obs[0, :, 0], discounts[0])]
+
+
+def test_ring_buffer_wraps_and_samples_only_the_newest_transitions():
+    buf = ReplayBuffer(seeds=[0], envs_per_seed=1, capacity=3, obs_dim=1)
+    for i in range(5):
+        add(buf, obs=i, reward=i, next_obs=i + 1)
+    # 3 and 4 overwrote slots 0 and 1; 2 is the oldest and sits in slot 2
+    assert buf.data[0, :, 0].tolist() == [3, 4, 2]
+    assert (buf.pos, buf.size, buf.sampleable) == (2, 3, 3)
+    sampled = buf.sample(batch_size=300).obs.flatten().unique().tolist()
+    assert sampled == [2, 3, 4]
+
+
+def test_n_step_returns_stop_at_episode_ends_and_bootstrap_only_through_truncation():
+    buf = ReplayBuffer(seeds=[0], envs_per_seed=1, capacity=10, obs_dim=1, n_step=3, gamma=0.5)
+    add(buf, 0, 1, 1)
+    add(buf, 1, 2, 2, terminated=True)
+    add(buf, 10, 4, 11)
+    add(buf, 11, 8, 12, truncated=True)
+    add(buf, 12, 16, 13)
+    add(buf, 13, 32, 14)
+    add(buf, 14, 64, 15)
+    assert buf.sampleable == 5  # the two newest have no complete 3-step lookahead yet
+    assert rows(buf, [0, 1, 2, 3, 4]) == [
+        # obs, action, return, bootstrap obs, discount
+        (0, 0, 1 + 0.5 * 2, 2, 0.0),  # cut at the termination: no bootstrap
+        (1, 0, 2, 2, 0.0),
+        (10, 0, 4 + 0.5 * 8, 12, 0.25),  # cut at the truncation: bootstrap with gamma^2
+        (11, 0, 8, 12, 0.5),
+        (12, 0, 16 + 0.5 * 32 + 0.25 * 64, 15, 0.125),  # full 3 steps
+    ]
+
+
+def test_n_step_lookahead_follows_each_env_of_a_seed_separately():
+    buf = ReplayBuffer(seeds=[0], envs_per_seed=2, capacity=8, obs_dim=1, n_step=2, gamma=0.5)
+    for t in range(3):  # env 0 sees rewards 1, 2, 4; env 1 sees 10, 20, 40
+        buf.add(np.array([[[t], [100 + t]]], np.float32), np.zeros((1, 2)),
+                np.array([[2.0 ** t, 10 * 2.0 ** t]], np.float32),
+                np.array([[[t + 1], [101 + t]]], np.float32), np.zeros((1, 2)), np.zeros((1, 2)))
+    assert rows(buf, [0, 1, 2, 3]) == [
+        (0, 0, 1 + 0.5 * 2, 2, 0.25), (100, 0, 10 + 0.5 * 20, 102, 0.25),
+        (1, 0, 2 + 0.5 * 4, 3, 0.25), (101, 0, 20 + 0.5 * 40, 103, 0.25),
+    ]
+
+
+def tiny_net(last_layer: list[float]) -> BatchedQNetwork:
+    """Q(x) = relu(x) * last_layer, one seed."""
+    net = BatchedQNetwork([0], obs_dim=1, n_actions=2, hidden_sizes=(1,))
+    with torch.no_grad():
+        net.weights[0].fill_(1.0)
+        net.biases[0].zero_()
+        net.weights[1].copy_(torch.tensor([[last_layer]]))
+        net.biases[1].zero_()
+    return net
+
+
+def as_batch(buf: ReplayBuffer, slots: list[int]) -> Batch:
+    obs, actions, returns, next_obs, discounts = buf.transitions(torch.tensor([slots]))
+    weights = torch.ones_like(returns)
+    return Batch(*(t[None] for t in (obs, actions, returns, next_obs, discounts, weights,
+                                     torch.tensor([slots]))))
+
+
+def test_td_targets_mask_termination_bootstrap_truncation_and_apply_the_penalty():
+    rewards = apply_termination_penalty(np.array([1.0, 1.0, 1.0]), np.array([False, True, False]), -15.0)
+    assert rewards.tolist() == [1.0, -15.0, 1.0]  # the truncated step keeps its reward
+    buf = ReplayBuffer(seeds=[0], envs_per_seed=1, capacity=4, obs_dim=1, gamma=0.9)
+    add(buf, 0, rewards[0], 3)
+    add(buf, 0, rewards[1], 3, terminated=True)
+    add(buf, 0, rewards[2], 3, truncated=True)
+    target_net = tiny_net([1.0, 2.0])  # Q(s'=3) = [3, 6]
+    targets = td_targets(target_net, target_net, as_batch(buf, [0, 1, 2]), double_dqn=False)
+    assert targets[0, 0].tolist() == pytest.approx([1 + 0.9 * 6, -15.0, 1 + 0.9 * 6])
+
+
+def test_double_dqn_values_the_online_argmax_with_the_target_network():
+    buf = ReplayBuffer(seeds=[0], envs_per_seed=1, capacity=2, obs_dim=1, gamma=0.9)
+    add(buf, 0, 1.0, 3)
+    online, target = tiny_net([2.0, 1.0]), tiny_net([1.0, 2.0])  # online prefers action 0
+    double = td_targets(online, target, as_batch(buf, [0]), double_dqn=True)
+    plain = td_targets(online, target, as_batch(buf, [0]), double_dqn=False)
+    assert double.item() == pytest.approx(1 + 0.9 * 3)  # target's Q(s', 0)
+    assert plain.item() == pytest.approx(1 + 0.9 * 6)  # target's max
+
+
+def per_buffer(alpha: float, seeds=(0,)) -> ReplayBuffer:
+    buf = ReplayBuffer(seeds=list(seeds), envs_per_seed=1, capacity=5, obs_dim=1, prioritized=True,
+                       alpha=alpha, eps=1e-9)
+    for i in range(4):
+        buf.add(np.full((len(seeds), 1, 1), i, np.float32), np.zeros((len(seeds), 1)),
+                np.zeros((len(seeds), 1)), np.zeros((len(seeds), 1, 1)), np.zeros((len(seeds), 1)),
+                np.zeros((len(seeds), 1)))
+    return buf
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_prioritized_sampling_follows_priorities_to_the_alpha(alpha):
+    buf = per_buffer(alpha)
+    buf.update_priorities(torch.tensor([[0, 1, 2, 3]]), torch.tensor([[1.0, -2.0, 3.0, -4.0]]))
+    batch = buf.sample(batch_size=40_000, beta=1.0)
+    freq = np.bincount(batch.indices.flatten().numpy(), minlength=5) / 40_000
+    p = np.array([1.0, 2.0, 3.0, 4.0]) ** alpha
+    assert freq[:4] == pytest.approx(p / p.sum(), abs=0.01)
+    assert freq[4] == 0  # never written
+    # w = (N P(i))^-beta / max w: with beta 1 that is p_min / p_i
+    weights = {int(i): float(w) for i, w in zip(batch.indices.flatten(), batch.weights.flatten())}
+    assert [weights[i] for i in range(4)] == pytest.approx(list(p.min() / p), rel=1e-5)
+
+
+def test_new_transitions_get_the_highest_priority_seen():
+    buf = per_buffer(alpha=0.5)
+    buf.update_priorities(torch.tensor([[0, 1]]), torch.tensor([[9.0, 1.0]]))
+    add(buf, 4, 0.0, 0.0)
+    assert buf.priority[0].tolist() == pytest.approx([3.0, 1.0, 1.0, 1.0, 3.0])
+
+
+def test_one_seeds_priorities_do_not_change_anothers_samples():
+    a, b = per_buffer(1.0, seeds=(0, 1)), per_buffer(1.0, seeds=(0, 1))
+    b.update_priorities(torch.tensor([[0, 1], [0, 1]]), torch.tensor([[0.0, 0.0], [50.0, 0.1]]))
+    a.update_priorities(torch.tensor([[0, 1], [0, 1]]), torch.tensor([[0.0, 0.0], [0.1, 50.0]]))
+    sa, sb = a.sample(batch_size=64), b.sample(batch_size=64)
+    assert torch.equal(sa.indices[:, 0], sb.indices[:, 0])
+    assert not torch.equal(sa.indices[:, 1], sb.indices[:, 1])
+
+
+def test_prioritized_replay_never_samples_an_incomplete_n_step_window():
+    buf = ReplayBuffer(seeds=[0], envs_per_seed=1, capacity=6, obs_dim=1, prioritized=True, n_step=3)
+    for i in range(4):
+        add(buf, i, 1.0, i + 1)
+    assert set(buf.sample(batch_size=2000).indices.flatten().tolist()) == {0, 1}
