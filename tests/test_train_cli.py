@@ -27,7 +27,7 @@ def test_train_writes_checkpoints_curve_and_plot(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "config.yaml", "curve.csv", "curve.png", "seed-0.pt", "seed-1.pt"]
     assert load_config(out / "config.yaml") == TINY
-    rows = list(csv.reader(open(out / "curve.csv")))
+    rows = list(csv.reader((out / "curve.csv").read_text().splitlines()))
     assert rows[0] == ["step", "seed_0", "seed_1", "mean"] and [r[0] for r in rows[1:]] == ["200", "400"]
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     warm = run(str(tmp_path / "tiny.yaml"), "--steps", "200", "--init-from", str(out / "seed-1.pt"),

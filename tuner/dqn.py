@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import pickle
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from tuner.config import DQNConfig
-from tuner.envs import (EVAL_SEED, apply_termination_penalty, check_env, make_env, make_train_envs,
-                        true_next_obs)
+from tuner.envs import (
+    EVAL_SEED,
+    apply_termination_penalty,
+    check_env,
+    make_env,
+    make_train_envs,
+    true_next_obs,
+)
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
+from tuner.optim import FlatOptimizer, clip_gradients
 from tuner.replay import Batch, ReplayBuffer, SeedUniforms
 
 OnEval = Callable[[int, np.ndarray], "bool | None"]
@@ -72,15 +77,9 @@ def epsilon(config: DQNConfig, step: int) -> float:
     return config.epsilon_end + span * max(0.0, 1.0 - step / config.epsilon_decay_steps)
 
 
-def make_optimizer(config: DQNConfig, params: Iterable[torch.nn.Parameter],
-                   device: torch.device) -> torch.optim.Optimizer:
-    params = list(params)
-    common = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
-    if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, **common)
-    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    # every update is elementwise, so seeds stay independent; fused is the fastest kernel
-    return cls(params, amsgrad=config.amsgrad, fused=device.type in ("cpu", "cuda"), **common)
+def make_optimizer(config: DQNConfig, network: BatchedQNetwork) -> FlatOptimizer:
+    return FlatOptimizer(config.optimizer, network.params, lr=config.learning_rate,
+                         weight_decay=config.weight_decay, amsgrad=config.amsgrad)
 
 
 @torch.no_grad()
@@ -99,43 +98,45 @@ def td_targets(online: BatchedQNetwork, target: BatchedQNetwork, batch: Batch,
         value = q_next.gather(-1, best).squeeze(-1)
     else:
         value = q_next.max(-1).values
-    return batch.returns + batch.discounts * value.reshape(k, count, b).transpose(0, 1)
+    return torch.addcmul(batch.returns, batch.discounts, value.reshape(k, count, b).transpose(0, 1))
 
 
-def gradient_step(online: BatchedQNetwork, optimizer: torch.optim.Optimizer, config: DQNConfig,
+def gradient_step(online: BatchedQNetwork, optimizer: FlatOptimizer, config: DQNConfig,
                   obs: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor,
-                  weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One update of every seed; returns each seed's loss [K] and TD errors [K, B]."""
-    q = online(obs).gather(-1, actions[..., None]).squeeze(-1)
-    if config.loss == "huber":
-        per_sample = F.smooth_l1_loss(q, targets, reduction="none")
-    else:
-        per_sample = (q - targets).square()
-    loss = (per_sample * weights).mean(1)  # each seed's own mean: seeds never share a gradient
-    optimizer.zero_grad(set_to_none=True)
-    loss.sum().backward()
-    clip_gradients(list(online.parameters()), config.grad_clip_value, config.grad_clip_norm)
-    optimizer.step()
-    return loss.detach(), (q - targets).detach()
+                  weights: torch.Tensor | None = None) -> torch.Tensor:
+    """One update of every seed; returns the TD errors [K, B] (prioritized replay's priorities).
+
+    Each seed minimises its own batch mean of Huber (delta 1) or squared TD error, so no seed's
+    gradient depends on another seed's data.
+    """
+    q, cache = online.forward(obs)
+    actions = actions[..., None]
+    td = q.gather(-1, actions).squeeze(-1) - targets
+    grad_td = td.clamp(-1.0, 1.0) if config.loss == "huber" else 2.0 * td  # d loss / d td
+    if weights is not None:
+        grad_td = grad_td * weights
+    grad_q = torch.zeros_like(q).scatter_(-1, actions, grad_td[..., None] / td.shape[1])
+    optimizer.step(clip_gradients(online.backward(cache, grad_q), config.grad_clip_value,
+                                  config.grad_clip_norm))
+    return td
 
 
-def clip_gradients(params: list[torch.nn.Parameter], value: float | None, norm: float | None) -> None:
-    """Clamp by value, then rescale each seed's gradient (slice [k] of every parameter) by its norm."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if value is not None:
-        for g in grads:
-            g.clamp_(-value, value)
-    if norm is not None:
-        total = torch.stack([g.square().sum((1, 2)) for g in grads]).sum(0).sqrt()
-        scale = (norm / (total + 1e-6)).clamp(max=1.0)[:, None, None]
-        torch._foreach_mul_(grads, [scale] * len(grads))
+def check_finite(online: BatchedQNetwork, td: torch.Tensor, step: int) -> None:
+    """Raise Diverged naming the first seed whose TD errors are not finite.
+
+    Non-finite weights give non-finite Q-values and so TD errors: checking these [K, B] numbers
+    once per training phase catches both, at the cost of one sum.
+    """
+    if not torch.isfinite(td.sum()):
+        bad = ~torch.isfinite(td).all(1)
+        raise Diverged(step=step, seed=online.seeds[int(bad.nonzero()[0, 0])], what="loss or Q-values")
 
 
 def update_target(target: BatchedQNetwork, online: BatchedQNetwork, config: DQNConfig) -> None:
-    with torch.no_grad():
-        rate = 1.0 if config.target_update == "hard" else config.tau
-        for t, o in zip(target.parameters(), online.parameters()):
-            t.lerp_(o, rate) if rate < 1.0 else t.copy_(o)
+    if config.target_update == "hard":
+        target.params.copy_(online.params)
+    else:
+        target.params.lerp_(online.params, config.tau)
 
 
 @torch.no_grad()
@@ -184,13 +185,12 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
     k, e = seeds, config.envs_per_seed
 
     online = BatchedQNetwork(seed_ids, info.obs_dim, info.n_actions, config.hidden_sizes,
-                             config.activation, config.dueling)
+                             config.activation, config.dueling, device=dev)
     if init_from is not None:
         _, weights = load_checkpoint(init_from)
         online.load_seed_state(weights)
-    online.to(dev)
-    target = copy.deepcopy(online).requires_grad_(False)
-    optimizer = make_optimizer(config, online.parameters(), dev)
+    target = online.clone()
+    optimizer = make_optimizer(config, online)
     replay = ReplayBuffer(seeds=seed_ids, envs_per_seed=e, capacity=min(config.replay_size, config.total_steps),
                           obs_dim=info.obs_dim, n_step=config.n_step, gamma=config.gamma,
                           prioritized=config.prioritized, alpha=config.per_alpha, eps=config.per_eps,
@@ -236,21 +236,17 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
             # learn
             if t % train_every == 0 and step > config.learning_starts and replay.sampleable:
                 beta = config.per_beta + (config.per_beta_end - config.per_beta) * step / config.total_steps
-                phase_loss = torch.zeros(k, device=dev)
                 for g in range(config.gradient_steps):
                     if g % chunk == 0:  # target net and replay are fixed within a phase
                         batch = replay.sample(config.batch_size, chunk, beta)
                         targets = td_targets(online, target, batch, config.double_dqn)
                     j = g % chunk
-                    loss, td = gradient_step(online, optimizer, config, batch.obs[j], batch.actions[j],
-                                             targets[j], batch.weights[j])
+                    td = gradient_step(online, optimizer, config, batch.obs[j], batch.actions[j],
+                                       targets[j], batch.weights[j] if config.prioritized else None)
                     if config.prioritized:
                         replay.update_priorities(batch.indices[j], td)
-                    phase_loss += loss
                 grad_steps += config.gradient_steps
-                bad = ~torch.isfinite(phase_loss)
-                if bad.any():
-                    raise Diverged(step=step, seed=seed_ids[int(bad.nonzero()[0, 0])])
+                check_finite(online, td, step)
 
             # sync target
             if t % target_every == 0:

@@ -1,77 +1,146 @@
-"""Q-networks for K independent seeds at once: weights are [K, in, out], inputs [K, batch, in]."""
+"""Q-networks for K independent seeds at once, with their gradients written out by hand.
+
+All weights live in one flat tensor `params` [K, P]; each layer's weight [K, in, out] and bias
+[K, 1, out] are views into it, so a layer is one `baddbmm` for every seed, the optimizer and the
+per-seed gradient clip each touch one tensor, and copying the target network is one copy.
+The backward pass is the chain rule over those layers (no autograd graph: on small networks
+the graph costs more than the arithmetic); tests check it against autograd.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
 
 from tuner.errors import TunerError
 
-ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "elu": nn.functional.elu,
-               "gelu": nn.functional.gelu, "silu": nn.functional.silu}
+aten = torch.ops.aten
+ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
 
 
-class BatchedQNetwork(nn.Module):
-    """K separate MLPs evaluated with one `baddbmm` per layer.
+def activation_backward(name: str, grad: torch.Tensor, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
+    """d loss / d pre-activation, from d loss / d post-activation (the kernels autograd uses)."""
+    if name == "relu":
+        return aten.threshold_backward(grad, post, 0.0)
+    if name == "tanh":
+        return aten.tanh_backward(grad, post)
+    if name == "elu":
+        return aten.elu_backward(grad, 1.0, 1, 1, True, post)
+    if name == "gelu":
+        return aten.gelu_backward(grad, pre)
+    return aten.silu_backward(grad, pre)
 
-    Seed k's slice of every parameter is initialised from seed k's own generator exactly as
-    `nn.Linear` would be, so a seed starts from the same weights whatever else is in the batch.
-    With `dueling`, the last layer has one value unit and `n_actions` advantage units:
+
+class BatchedQNetwork:
+    """K separate MLPs, seed k in slice [k] of every tensor.
+
+    Seed k's weights are initialised from seed k's own generator exactly as `nn.Linear` would
+    (uniform in +-1/sqrt(fan_in)), so a seed starts from the same weights whatever else is in the
+    batch. With `dueling`, the last layer has one value unit and `n_actions` advantage units:
     Q = V + A - mean(A).
     """
 
     def __init__(self, seeds: list[int], obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...],
-                 activation: str = "relu", dueling: bool = False) -> None:
-        super().__init__()
+                 activation: str = "relu", dueling: bool = False,
+                 device: torch.device | str = "cpu") -> None:
         self.seeds = list(seeds)
-        self.dueling = dueling
-        self.act = ACTIVATIONS[activation]
-        sizes = [obs_dim, *hidden_sizes, n_actions + int(dueling)]
-        k = len(seeds)
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(k, i, o)) for i, o in zip(sizes[:-1], sizes[1:]))
-        self.biases = nn.ParameterList(nn.Parameter(torch.empty(k, 1, o)) for o in sizes[1:])
-        self.layers = list(zip(self.weights, self.biases))  # ParameterList indexing is slow
+        self.k = len(self.seeds)
+        self.arch = (obs_dim, n_actions, tuple(hidden_sizes), activation, dueling)
+        self.activation, self.act, self.dueling = activation, ACTIVATIONS[activation], dueling
+        self.shapes = list(itertools.pairwise([obs_dim, *hidden_sizes, n_actions + int(dueling)]))
+        self.params = torch.empty(self.k, sum(i * o + o for i, o in self.shapes), device=device)
+        self.layers = self._views(self.params)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        with torch.no_grad():
-            for k, seed in enumerate(self.seeds):
-                gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
-                for w, b in zip(self.weights, self.biases):
-                    bound = 1.0 / math.sqrt(w.shape[1])
-                    w[k].copy_(torch.empty(w.shape[1:]).uniform_(-bound, bound, generator=gen))
-                    b[k].copy_(torch.empty(b.shape[1:]).uniform_(-bound, bound, generator=gen))
+    def _views(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        views, at = [], 0
+        for i, o in self.shapes:
+            w = flat[:, at:at + i * o].view(self.k, i, o)
+            b = flat[:, at + i * o:at + i * o + o].view(self.k, 1, o)
+            views.append((w, b))
+            at += i * o + o
+        return views
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        return [w for w, _ in self.layers]
+
+    @property
+    def biases(self) -> list[torch.Tensor]:
+        return [b for _, b in self.layers]
+
+    def reset_parameters(self) -> None:
+        for k, seed in enumerate(self.seeds):
+            gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+            for w, b in self.layers:
+                bound = 1.0 / math.sqrt(w.shape[1])
+                w[k].copy_(torch.empty(w.shape[1:]).uniform_(-bound, bound, generator=gen))
+                b[k].copy_(torch.empty(b.shape[1:]).uniform_(-bound, bound, generator=gen))
+
+    def clone(self) -> BatchedQNetwork:
+        """An independent copy (the target network)."""
+        other = BatchedQNetwork.__new__(BatchedQNetwork)
+        other.__dict__.update(self.__dict__)
+        other.params = self.params.clone()
+        other.layers = other._views(other.params)
+        return other
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: [K, batch, obs_dim] -> Q-values [K, batch, n_actions]."""
-        last = len(self.layers) - 1
+        return self.forward(x)[0]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Q-values and what `backward` needs: each layer's input, then each hidden pre-activation."""
+        inputs, pres = [], []
         for i, (w, b) in enumerate(self.layers):
+            inputs.append(x)
             x = torch.baddbmm(b, x, w)
-            if i < last:
+            if i < len(self.layers) - 1:
+                pres.append(x)
                 x = self.act(x)
         if self.dueling:
             value, adv = x[..., :1], x[..., 1:]
-            return value + adv - adv.mean(-1, keepdim=True)
-        return x
+            x = value + adv - adv.mean(-1, keepdim=True)
+        return x, inputs + pres
+
+    def backward(self, cache: list[torch.Tensor], grad_q: torch.Tensor) -> torch.Tensor:
+        """d loss / d params [K, P], given d loss / d Q [K, batch, n_actions]."""
+        n = len(self.layers)
+        inputs, pres = cache[:n], cache[n:]
+        grad = grad_q
+        if self.dueling:
+            grad = torch.cat([grad.sum(-1, keepdim=True), grad - grad.mean(-1, keepdim=True)], -1)
+        parts = []
+        for i in reversed(range(n)):
+            parts.append(grad.sum(1))  # bias
+            parts.append(torch.bmm(inputs[i].transpose(1, 2), grad).view(self.k, -1))  # weight
+            if i > 0:
+                grad = torch.bmm(grad, self.layers[i][0].transpose(1, 2))
+                grad = activation_backward(self.activation, grad, pres[i - 1], inputs[i])
+        return torch.cat(parts[::-1], 1)
 
     def seed_state(self, k: int) -> dict[str, torch.Tensor]:
         """Seed k's weights alone (no batch dimension), on the CPU."""
-        return {name: p[k].detach().cpu().clone() for name, p in self.named_parameters()}
+        state = {}
+        for i, (w, b) in enumerate(self.layers):
+            state[f"layers.{i}.weight"] = w[k].detach().cpu().clone()
+            state[f"layers.{i}.bias"] = b[k].detach().cpu().clone()
+        return state
 
     def load_seed_state(self, state: dict[str, torch.Tensor], k: int | None = None) -> None:
         """Load one seed's weights into slice k, or into every slice when k is None."""
-        own = dict(self.named_parameters())
+        own = {f"layers.{i}.{kind}": t for i, (w, b) in enumerate(self.layers)
+               for kind, t in (("weight", w), ("bias", b))}
         if set(state) != set(own) or any(state[n].shape != own[n].shape[1:] for n in own):
             raise TunerError("the checkpoint's network does not match this config's "
                              "(hidden_sizes, dueling, env); train with the config it was saved with")
-        with torch.no_grad():
-            for name, p in own.items():
-                src = state[name].to(p.device, p.dtype)
-                if k is None:
-                    p.copy_(src.expand_as(p))
-                else:
-                    p[k].copy_(src)
+        for name, t in own.items():
+            src = state[name].to(t.device, t.dtype)
+            if k is None:
+                t.copy_(src.expand_as(t))
+            else:
+                t[k].copy_(src)

@@ -1,9 +1,10 @@
 """Replay for K seeds at once: a preallocated ring buffer with n-step returns and proportional PER.
 
-Each seed owns a slice [k] of every tensor; its E envs write E consecutive slots per vector step,
-so env e's stream is slots e, e + E, e + 2E, ... and an n-step lookahead is a fixed stride.
-n-step returns are computed when sampling: rewards are summed until the first episode end
-(termination or truncation) and the target bootstraps from the last next-observation reached.
+Each seed owns a slice [k] of one tensor [K, slots, columns]; its E envs write E consecutive
+slots per vector step, so env e's stream is slots e, e + E, e + 2E, ... and an n-step lookahead
+is a fixed stride. n-step returns are computed when sampling: rewards are summed until the first
+episode end (termination or truncation) and the target bootstraps from the next observation
+reached there, unless that step terminated.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ class Batch(NamedTuple):
     """The observation the target bootstraps from."""
     discounts: torch.Tensor
     """gamma ** steps_summed, or 0 when the last summed step terminated the episode."""
-    weights: torch.Tensor
-    """Importance-sampling weights (ones without prioritized replay)."""
+    weights: torch.Tensor | None
+    """Importance-sampling weights; None for uniform replay."""
     indices: torch.Tensor
 
 
@@ -54,7 +55,7 @@ class SeedUniforms:
 
 
 class ReplayBuffer:
-    """Transitions of K seeds x E envs in one float tensor [K, slots, obs, next_obs, a, r, term, done]."""
+    """Columns per slot: obs, next_obs, action, reward, gamma * (1 - terminated), done."""
 
     def __init__(self, *, seeds: list[int], envs_per_seed: int, capacity: int, obs_dim: int,
                  n_step: int = 1, gamma: float = 0.99, prioritized: bool = False,
@@ -65,11 +66,12 @@ class ReplayBuffer:
         self.n_step, self.gamma = n_step, gamma
         self.device = torch.device(device)
         self.data = torch.zeros(self.k, self.slots, 2 * obs_dim + 4, device=self.device)
+        self.host = self.data.numpy() if self.device.type == "cpu" else None  # same memory
         self.pos = 0  # next row to write
         self.size = 0  # rows written, at most self.rows
-        self.discount_powers = gamma ** torch.arange(n_step + 1, dtype=torch.float32, device=self.device)
+        self.gamma_powers = gamma ** torch.arange(n_step, dtype=torch.float32, device=self.device)
         self.uniforms = SeedUniforms(seeds, stream=3, width=1)
-        self.seed_offsets = (torch.arange(self.k, device=self.device) * self.slots)[:, None]
+        self.seed_offsets = torch.arange(self.k, device=self.device)[:, None] * self.slots
         self.prioritized, self.alpha, self.eps = prioritized, alpha, eps
         if prioritized:
             self.priority = torch.zeros(self.k, self.slots, dtype=torch.float64, device=self.device)
@@ -78,9 +80,13 @@ class ReplayBuffer:
     def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
             terminated: np.ndarray, done: np.ndarray) -> None:
         """One vector step: obs/next_obs [K, E, D], the rest [K, E]. `done` = terminated or truncated."""
-        row = np.concatenate([obs, next_obs, np.stack([actions, rewards, terminated, done], -1)], -1)
+        discount = self.gamma * (1.0 - terminated)
+        row = np.concatenate([obs, next_obs, np.stack([actions, rewards, discount, done], -1)], -1)
         start = self.pos * self.e
-        self.data[:, start:start + self.e] = torch.as_tensor(row, dtype=torch.float32).to(self.device)
+        if self.host is not None:
+            self.host[:, start:start + self.e] = row
+        else:
+            self.data[:, start:start + self.e] = torch.from_numpy(row.astype(np.float32)).to(self.device)
         if self.prioritized:
             self.priority[:, start:start + self.e] = self.max_priority ** self.alpha
         self.pos = (self.pos + 1) % self.rows
@@ -96,65 +102,60 @@ class ReplayBuffer:
         n = self.sampleable
         if n == 0:
             raise ValueError("the replay buffer holds no complete transition yet")
-        u = torch.from_numpy(self.uniforms.next(count * batch_size)[..., 0]).to(self.device)
+        u = self.uniforms.next(count * batch_size)[..., 0].reshape(self.k, count, batch_size)
+        u = u.transpose(1, 0, 2)  # [count, K, B]
         oldest = (self.pos - self.size) % self.rows * self.e
         if self.prioritized:
-            idx, weights = self._sample_prioritized(u, n, oldest, beta)
+            idx, weights = self._sample_prioritized(torch.from_numpy(u).to(self.device), n, oldest, beta)
         else:
-            idx = (oldest + (u * n).long().clamp_(max=n - 1)) % self.slots
-            weights = torch.ones(idx.shape, device=self.device)
-        fields = (*self.transitions(idx), weights, idx)
-
-        def split(t: torch.Tensor) -> torch.Tensor:  # [K, count*B, ...] -> [count, K, B, ...]
-            return t.reshape(self.k, count, batch_size, *t.shape[2:]).transpose(0, 1)
-
-        return Batch(*(split(t) for t in fields))
+            offset = np.minimum((u * n).astype(np.int64), n - 1)
+            idx, weights = torch.from_numpy((oldest + offset) % self.slots).to(self.device), None
+        return Batch(*self.transitions(idx), weights, idx)
 
     def transitions(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(obs, actions, returns, next_obs, discounts) of slots idx [K, N], n-step returns included."""
-        first = self._gather(idx)
-        obs, actions = first[..., :self.d], first[..., 2 * self.d].long()
+        """(obs, actions, returns, next_obs, discounts) of slots idx [..., K, B], n-step included."""
+        d = self.d
+        rows = self._gather(idx)
+        obs, actions = rows[..., :d], rows[..., 2 * d].long()
         if self.n_step == 1:
-            returns, last = first[..., 2 * self.d + 1], first
-            discounts = self.gamma * (1.0 - last[..., 2 * self.d + 2])
-        else:
-            returns, last, steps = self._n_step(idx)
-            discounts = self.discount_powers[steps] * (1.0 - last[..., 2 * self.d + 2])
-        return obs, actions, returns, last[..., self.d:2 * self.d], discounts
+            return obs, actions, rows[..., 2 * d + 1], rows[..., d:2 * d], rows[..., 2 * d + 2]
+        ahead = (idx[..., None] + self.e * torch.arange(self.n_step, device=self.device)) % self.slots
+        window = self._gather(ahead, trailing=1)  # [..., K, B, n, columns]
+        done = window[..., 2 * d + 3]
+        # step j counts while no earlier step in the window ended the episode
+        alive = torch.cumprod(torch.cat([torch.ones_like(done[..., :1]), 1.0 - done[..., :-1]], -1), -1)
+        returns = (window[..., 2 * d + 1] * alive * self.gamma_powers).sum(-1)
+        steps = alive.sum(-1).long()
+        last = window.gather(-2, (steps - 1)[..., None, None].expand(*steps.shape, 1, window.shape[-1]))
+        last = last.squeeze(-2)
+        return obs, actions, returns, last[..., d:2 * d], self.gamma_powers[steps - 1] * last[..., 2 * d + 2]
 
     def update_priorities(self, indices: torch.Tensor, td_errors: torch.Tensor) -> None:
         """indices, td_errors: [K, B]. Priority = (|td| + eps) ** alpha."""
-        p = td_errors.detach().abs().double() + self.eps
+        p = td_errors.abs().double() + self.eps
         self.priority.scatter_(1, indices, p ** self.alpha)
         self.max_priority = torch.maximum(self.max_priority, p.max(1, keepdim=True).values)
 
-    def _gather(self, idx: torch.Tensor) -> torch.Tensor:
-        offsets = self.seed_offsets.view(-1, *[1] * (idx.dim() - 1))
+    def _gather(self, idx: torch.Tensor, trailing: int = 0) -> torch.Tensor:
+        """Rows of seed-local slots idx [..., K, B, *trailing dims]."""
+        offsets = self.seed_offsets.view(self.k, 1, *[1] * trailing)
         flat = (idx + offsets).reshape(-1)
         return self.data.view(-1, self.data.shape[-1]).index_select(0, flat).view(*idx.shape, -1)
 
-    def _n_step(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        ahead = (idx[..., None] + self.e * torch.arange(self.n_step, device=self.device)) % self.slots
-        window = self._gather(ahead)  # [K, N, n, C]
-        rewards, done = window[..., 2 * self.d + 1], window[..., 2 * self.d + 3]
-        # step j counts while no earlier step in the window ended the episode
-        alive = torch.cumprod(torch.cat([torch.ones_like(done[..., :1]), 1.0 - done[..., :-1]], -1), -1)
-        returns = (rewards * alive * self.discount_powers[:self.n_step]).sum(-1)
-        steps = alive.sum(-1).long()
-        last = window.gather(2, (steps - 1)[..., None, None].expand(-1, -1, 1, window.shape[-1]))
-        return returns, last[..., 0, :], steps
-
     def _sample_prioritized(self, u: torch.Tensor, n: int, oldest: int,
                             beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """u [count, K, B] -> slots drawn with probability p_i / sum(p), and their weights."""
         p = self.priority
         if n < self.size * self.e:  # hide the newest rows whose lookahead is incomplete
             hidden = (oldest + n + torch.arange(self.size * self.e - n, device=self.device)) % self.slots
             p = p.index_fill(1, hidden, 0.0)
         cdf = torch.cumsum(p, 1)
         total = cdf[:, -1:]
-        idx = torch.searchsorted(cdf, u.double() * total, right=True).clamp_(max=self.slots - 1)
+        count, k, b = u.shape
+        draws = (u.transpose(0, 1).reshape(k, count * b) * total).contiguous()
+        idx = torch.searchsorted(cdf, draws, right=True).clamp_(max=self.slots - 1)
         prob = p.gather(1, idx) / total
         p_min = torch.where(p > 0, p, torch.inf).min(1, keepdim=True).values / total
         # w_i = (n * P(i)) ** -beta, normalised by the largest possible weight (smallest P)
-        weights = (prob / p_min) ** -beta
-        return idx, weights.float()
+        weights = ((prob / p_min) ** -beta).float()
+        return (idx.view(k, count, b).transpose(0, 1), weights.view(k, count, b).transpose(0, 1))

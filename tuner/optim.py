@@ -1,0 +1,50 @@
+"""Optimizers and gradient clipping on one flat [K, P] parameter tensor.
+
+The arithmetic is torch.optim's single-tensor Adam, AdamW and RMSprop (tests compare them);
+doing it here on one tensor skips the per-step bookkeeping that dominates small networks.
+Every operation is elementwise or per row, so seed k's update depends on seed k alone.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class FlatOptimizer:
+    """adam, adamw or rmsprop with PyTorch's defaults (betas 0.9/0.999, eps 1e-8; alpha 0.99).
+
+    Adam and AdamW run torch.optim's own fused kernel on the one flat tensor: one call per step.
+    """
+
+    def __init__(self, kind: str, params: torch.Tensor, *, lr: float, weight_decay: float = 0.0,
+                 amsgrad: bool = False) -> None:
+        self.kind, self.params = kind, params
+        self.lr, self.weight_decay, self.amsgrad = lr, weight_decay, amsgrad
+        self.step_count = torch.zeros((), device=params.device)
+        self.avg = torch.zeros_like(params)  # adam: first moment
+        self.avg_sq = torch.zeros_like(params)  # adam: second moment; rmsprop: square average
+        self.max_avg_sq = [torch.zeros_like(params)] if amsgrad else []
+
+    def step(self, grad: torch.Tensor) -> None:
+        p, lr = self.params, self.lr
+        if self.kind == "rmsprop":
+            if self.weight_decay:
+                grad = grad.add(p, alpha=self.weight_decay)
+            self.avg_sq.mul_(0.99).addcmul_(grad, grad, value=0.01)
+            p.addcdiv_(grad, self.avg_sq.sqrt().add_(1e-8), value=-lr)
+            return
+        self.step_count += 1
+        fused = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
+        fused([p], [grad], [self.avg], [self.avg_sq], self.max_avg_sq, [self.step_count],
+              amsgrad=self.amsgrad, lr=lr, beta1=0.9, beta2=0.999, weight_decay=self.weight_decay,
+              eps=1e-8, maximize=False)
+
+
+def clip_gradients(grad: torch.Tensor, value: float | None, norm: float | None) -> torch.Tensor:
+    """Clamp every element to [-value, value], then scale each seed's row to L2 norm <= norm."""
+    if value is not None:
+        grad.clamp_(-value, value)
+    if norm is not None:
+        total = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
+        grad.mul_((norm / (total + 1e-6)).clamp_(max=1.0))
+    return grad
