@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -97,3 +98,12 @@ def test_target_copy_and_soft_update_touch_every_weight():
     update_target(target, online, DQNConfig(target_update="hard"))
     assert torch.equal(target.params, online.params)
     assert make_optimizer(DQNConfig(optimizer="rmsprop"), online).kind == "rmsprop"
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "gelu", "silu"])
+@pytest.mark.parametrize("dueling", [False, True])
+def test_greedy_actions_match_the_argmax_of_the_forward_pass(activation, dueling):
+    net = BatchedQNetwork([0, 1, 2], obs_dim=4, n_actions=5, hidden_sizes=(16, 8), activation=activation,
+                          dueling=dueling)
+    obs = torch.randn(3, 50, 4, generator=torch.Generator().manual_seed(2))
+    assert np.array_equal(net.greedy(obs.numpy()), net(obs).argmax(-1).numpy())

@@ -140,8 +140,7 @@ def update_target(target: BatchedQNetwork, online: BatchedQNetwork, config: DQNC
 
 
 @torch.no_grad()
-def evaluate(network: BatchedQNetwork, env_id: str, episodes: int, *,
-             device: torch.device | str = "cpu", max_envs: int = 1024) -> np.ndarray:
+def evaluate(network: BatchedQNetwork, env_id: str, episodes: int, *, max_envs: int = 1024) -> np.ndarray:
     """Greedy returns [K, episodes]; episode j of every seed starts from reset(seed=EVAL_SEED + j).
 
     Only envs still in their episode are stepped; envs without a time limit stop at 10,000 steps.
@@ -154,12 +153,12 @@ def evaluate(network: BatchedQNetwork, env_id: str, episodes: int, *,
         envs = [make_env(env_id) for _ in range(k * len(ids))]
         try:
             obs = np.stack([env.reset(seed=EVAL_SEED + j)[0] for env, j in zip(envs, list(ids) * k)])
+            obs = obs.astype(np.float32)
             total = np.zeros(len(envs))
             active = np.ones(len(envs), dtype=bool)
             limit = envs[0].spec.max_episode_steps if envs[0].spec else None
             for _ in range(limit or 10_000):
-                q = network(torch.as_tensor(obs, dtype=torch.float32, device=device).view(k, len(ids), -1))
-                actions = q.argmax(-1).view(-1).cpu().numpy()
+                actions = network.greedy(obs.reshape(k, len(ids), -1)).reshape(-1)
                 for i in np.flatnonzero(active):
                     obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
                     total[i] += reward
@@ -220,9 +219,7 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
             actions = (u[..., 1] * info.n_actions).astype(np.int64)
             greedy = u[..., 0] >= eps
             if greedy.any():
-                with torch.no_grad():
-                    q = online(torch.as_tensor(obs_k, device=dev))
-                actions = np.where(greedy, q.argmax(-1).cpu().numpy(), actions)
+                actions = np.where(greedy, online.greedy(obs_k), actions)
 
             # step and store; the true last observation of a finished episode is in final_obs
             next_obs, rewards, terminated, truncated, step_info = envs.step(actions.reshape(-1))
@@ -254,7 +251,7 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
 
             # evaluate
             if t % eval_every == 0 or t == n_steps:
-                returns = evaluate(online, config.env, config.eval_episodes, device=dev).mean(1)
+                returns = evaluate(online, config.env, config.eval_episodes).mean(1)
                 eval_steps.append(step)
                 eval_returns.append(returns)
                 bar.set_postfix(eval=f"{returns.mean():.1f}", refresh=False)
