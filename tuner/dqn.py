@@ -204,6 +204,9 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
     chunk = 1 if (config.double_dqn or config.prioritized) else config.gradient_steps
 
     envs, obs = make_train_envs(config.env, seed_ids, e)
+    # Dead ReLU units get zero gradients, so their Adam moments decay into denormal floats, which
+    # the CPU handles ~10x slower; flushing them to zero changes nothing above 1e-38.
+    torch.set_flush_denormal(True)
     bar = tqdm(total=n_steps * e, unit="step", disable=not progress, dynamic_ncols=True, leave=False)
     eval_steps: list[int] = []
     eval_returns: list[np.ndarray] = []
@@ -261,6 +264,7 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
             if t % 256 == 0 or t == n_steps:
                 bar.update(step - bar.n)
     finally:
+        torch.set_flush_denormal(False)
         envs.close()
         bar.close()
     return TrainResult(
