@@ -35,16 +35,38 @@ ROOT = Path(__file__).resolve().parent.parent
 def configs(steps: int) -> dict[str, tuple[DQNConfig, dict]]:
     """Each benchmark config as a DQNConfig and as SB3 DQN keyword arguments."""
     zoo = load_config(ROOT / "studies/configs/rl_zoo_cartpole.yaml").replace(
-        total_steps=steps, eval_every=0, epsilon_decay_steps=int(0.16 * steps))
-    zoo_sb3 = dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000,
-                   gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
-                   exploration_fraction=0.16, exploration_final_eps=0.04,
-                   policy_kwargs=dict(net_arch=[256, 256]))
-    default = DQNConfig(total_steps=steps, learning_rate=1e-4, batch_size=32, replay_size=1_000_000,
-                        learning_starts=100, train_frequency=4, gradient_steps=1,
-                        target_update_interval=10_000, epsilon_start=1.0, epsilon_end=0.05,
-                        epsilon_decay_steps=int(0.1 * steps), hidden_sizes=(64, 64), loss="huber",
-                        grad_clip_norm=10.0, eval_every=0)
+        total_steps=steps, eval_every=0, epsilon_decay_steps=int(0.16 * steps)
+    )
+    zoo_sb3 = dict(
+        learning_rate=2.3e-3,
+        batch_size=64,
+        buffer_size=100_000,
+        learning_starts=1000,
+        gamma=0.99,
+        target_update_interval=10,
+        train_freq=256,
+        gradient_steps=128,
+        exploration_fraction=0.16,
+        exploration_final_eps=0.04,
+        policy_kwargs=dict(net_arch=[256, 256]),
+    )
+    default = DQNConfig(
+        total_steps=steps,
+        learning_rate=1e-4,
+        batch_size=32,
+        replay_size=1_000_000,
+        learning_starts=100,
+        train_frequency=4,
+        gradient_steps=1,
+        target_update_interval=10_000,
+        epsilon_start=1.0,
+        epsilon_end=0.05,
+        epsilon_decay_steps=int(0.1 * steps),
+        hidden_sizes=(64, 64),
+        loss="huber",
+        grad_clip_norm=10.0,
+        eval_every=0,
+    )
     default_sb3 = dict(policy_kwargs=dict(net_arch=[64, 64]))  # everything else is SB3's default
     return {"rl_zoo": (zoo, zoo_sb3), "sb3_default": (default, default_sb3)}
 
@@ -70,15 +92,21 @@ def run_sb3(kwargs: dict, steps: int, seed: int, episodes: int) -> dict:
     start = time.perf_counter()
     model.learn(steps)
     wall = time.perf_counter() - start
-    return {"wall": wall, "grad_steps": int(model._n_updates),
-            "return": float(sb3_returns(model, episodes).mean())}
+    return {
+        "wall": wall,
+        "grad_steps": int(model._n_updates),
+        "return": float(sb3_returns(model, episodes).mean()),
+    }
 
 
 def run_tuner(config: DQNConfig, seeds: int, episodes: int) -> dict:
     result = train(config, seeds=seeds, device="cpu")
     returns = evaluate(result.network, config.env, episodes).mean(1)
-    return {"wall": result.wall_seconds, "grad_steps": result.gradient_steps,
-            "returns": returns.tolist()}
+    return {
+        "wall": result.wall_seconds,
+        "grad_steps": result.gradient_steps,
+        "returns": returns.tolist(),
+    }
 
 
 def floor_seconds(config: DQNConfig, repeats: int = 2000) -> float:
@@ -113,7 +141,9 @@ def solved(returns: list[float]) -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--steps", type=int, default=50_000)
     p.add_argument("--timing-seeds", type=int, default=3)
     p.add_argument("--quality-seeds", type=int, default=5)
@@ -123,8 +153,12 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     n_sb3 = max(args.timing_seeds, args.quality_seeds)
-    report: dict = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-                    "steps": args.steps, "configs": {}}
+    report: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "steps": args.steps,
+        "configs": {},
+    }
     rows = []
     for name, (config, sb3_kwargs) in configs(args.steps).items():
         if args.only and name != args.only:
@@ -134,54 +168,81 @@ def main() -> None:
             sb3.append(run_sb3(sb3_kwargs, args.steps, seed, args.eval_episodes))
             if seed < args.timing_seeds:
                 ours_one.append(run_tuner(config.replace(seed=seed), 1, args.eval_episodes))
-            print(f"{name} seed {seed}: sb3 {sb3[-1]['wall']:.1f}s"
-                  + (f", tuner {ours_one[-1]['wall']:.1f}s" if seed < args.timing_seeds else ""), flush=True)
+            print(
+                f"{name} seed {seed}: sb3 {sb3[-1]['wall']:.1f}s"
+                + (f", tuner {ours_one[-1]['wall']:.1f}s" if seed < args.timing_seeds else ""),
+                flush=True,
+            )
         batch = run_tuner(config, args.quality_seeds, args.eval_episodes)
-        timing_batch = run_tuner(config, args.timing_seeds, args.eval_episodes) \
-            if args.timing_seeds != args.quality_seeds else batch
+        timing_batch = (
+            run_tuner(config, args.timing_seeds, args.eval_episodes)
+            if args.timing_seeds != args.quality_seeds
+            else batch
+        )
         k8 = run_tuner(config, 8, 1)
         floor = floor_seconds(config) * ours_one[0]["grad_steps"]
 
-        sb3_wall = float(np.mean([r["wall"] for r in sb3[:args.timing_seeds]]))
+        sb3_wall = float(np.mean([r["wall"] for r in sb3[: args.timing_seeds]]))
         one_wall = float(np.mean([r["wall"] for r in ours_one]))
-        sb3_returns_q = [r["return"] for r in sb3[:args.quality_seeds]]
+        sb3_returns_q = [r["return"] for r in sb3[: args.quality_seeds]]
         entry = {
-            "sb3": {"wall_per_seed": sb3_wall, "grad_steps": sb3[0]["grad_steps"], "returns": sb3_returns_q},
+            "sb3": {
+                "wall_per_seed": sb3_wall,
+                "grad_steps": sb3[0]["grad_steps"],
+                "returns": sb3_returns_q,
+            },
             "tuner_one_seed": {"wall_per_seed": one_wall, "grad_steps": ours_one[0]["grad_steps"]},
-            "tuner_batch": {"seeds": args.quality_seeds, "wall": batch["wall"], "returns": batch["returns"]},
+            "tuner_batch": {
+                "seeds": args.quality_seeds,
+                "wall": batch["wall"],
+                "returns": batch["returns"],
+            },
             "tuner_timing_batch": {"seeds": args.timing_seeds, "wall": timing_batch["wall"]},
             "tuner_k8_wall": k8["wall"],
             "floor_seconds": floor,
             "ratios": {
                 "speed_one_seed_vs_sb3": sb3_wall / one_wall,
-                f"speed_{args.timing_seeds}_seeds_batched_vs_sb3_sequential":
-                    sb3_wall * args.timing_seeds / timing_batch["wall"],
+                f"speed_{args.timing_seeds}_seeds_batched_vs_sb3_sequential": sb3_wall
+                * args.timing_seeds
+                / timing_batch["wall"],
                 "tuner_one_seed_over_floor": one_wall / floor,
                 "k8_over_k1": k8["wall"] / one_wall,
             },
         }
         report["configs"][name] = entry
-        rows.append((name, config, sb3_wall, sb3[0]["grad_steps"], sb3_returns_q, one_wall, batch, entry))
+        rows.append(
+            (name, config, sb3_wall, sb3[0]["grad_steps"], sb3_returns_q, one_wall, batch, entry)
+        )
 
-    print(f"\nCartPole-v1, {args.steps:,} env steps per seed, 1 torch thread, CPU; returns: greedy, "
-          f"{args.eval_episodes} episodes per seed\n")
+    print(
+        f"\nCartPole-v1, {args.steps:,} env steps per seed, 1 torch thread, CPU; returns: greedy, "
+        f"{args.eval_episodes} episodes per seed\n"
+    )
     head = f"{'config':12} {'side':22} {'wall s/seed':>11} {'steps/s':>9} {'grad steps':>10} {'mean return':>11} {'seeds>=475':>10}"
     print(head)
     print("-" * len(head))
     for name, _, sb3_wall, sb3_grads, sb3_ret, one_wall, batch, entry in rows:
         n = args.quality_seeds
-        print(f"{name:12} {'SB3 DQN':22} {sb3_wall:11.1f} {args.steps / sb3_wall:9.0f} {sb3_grads:10,} "
-              f"{np.mean(sb3_ret):11.1f} {solved(sb3_ret):>7}/{n}")
-        print(f"{name:12} {'tuner, 1 seed a run':22} {one_wall:11.1f} {args.steps / one_wall:9.0f} "
-              f"{entry['tuner_one_seed']['grad_steps']:10,} {'':>11} {'':>10}")
-        print(f"{name:12} {f'tuner, {n} seeds batched':22} {batch['wall'] / n:11.1f} "
-              f"{args.steps * n / batch['wall']:9.0f} {entry['tuner_one_seed']['grad_steps']:10,} "
-              f"{np.mean(batch['returns']):11.1f} {solved(batch['returns']):>7}/{n}")
+        print(
+            f"{name:12} {'SB3 DQN':22} {sb3_wall:11.1f} {args.steps / sb3_wall:9.0f} {sb3_grads:10,} "
+            f"{np.mean(sb3_ret):11.1f} {solved(sb3_ret):>7}/{n}"
+        )
+        print(
+            f"{name:12} {'tuner, 1 seed a run':22} {one_wall:11.1f} {args.steps / one_wall:9.0f} "
+            f"{entry['tuner_one_seed']['grad_steps']:10,} {'':>11} {'':>10}"
+        )
+        print(
+            f"{name:12} {f'tuner, {n} seeds batched':22} {batch['wall'] / n:11.1f} "
+            f"{args.steps * n / batch['wall']:9.0f} {entry['tuner_one_seed']['grad_steps']:10,} "
+            f"{np.mean(batch['returns']):11.1f} {solved(batch['returns']):>7}/{n}"
+        )
     print()
     for name, *_, entry in rows:
         for key, value in entry["ratios"].items():
             print(f"{name:12} {key:45} {value:6.2f}x")
-        print(f"{name:12} {'floor (plain PyTorch steps x grad steps)':45} {entry['floor_seconds']:6.1f}s")
+        print(
+            f"{name:12} {'floor (plain PyTorch steps x grad steps)':45} {entry['floor_seconds']:6.1f}s"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.out}")

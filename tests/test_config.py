@@ -18,22 +18,27 @@ def test_yaml_round_trip_keeps_every_field(tmp_path):
 
 
 def test_unknown_key_names_the_closest_valid_field():
-    with pytest.raises(TunerError, match=r"unknown field 'learning_rat'.*did you mean 'learning_rate'"):
+    with pytest.raises(
+        TunerError, match=r"unknown field 'learning_rat'.*did you mean 'learning_rate'"
+    ):
         DQNConfig.from_dict({"learning_rat": 1e-3})
 
 
-@pytest.mark.parametrize(("field", "value", "says"), [
-    ("learning_rate", -1.0, "in \\(0, 1\\]"),
-    ("gamma", 1.5, "in \\[0, 1\\]"),
-    ("batch_size", 0, ">= 1"),
-    ("optimizer", "sgd", "adam, adamw, rmsprop"),
-    ("hidden_sizes", [], "non-empty"),
-    ("grad_clip_norm", 0.0, "or null"),
-    ("dueling", "yes", "true or false"),
-    ("total_steps", 10.5, "whole number"),
-    ("tau", 0.0, "in \\(0, 1\\]"),
-    ("amsgrad", True, "adam or adamw"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("learning_rate", -1.0, "in \\(0, 1\\]"),
+        ("gamma", 1.5, "in \\[0, 1\\]"),
+        ("batch_size", 0, ">= 1"),
+        ("optimizer", "sgd", "adam, adamw, rmsprop"),
+        ("hidden_sizes", [], "non-empty"),
+        ("grad_clip_norm", 0.0, "or null"),
+        ("dueling", "yes", "true or false"),
+        ("total_steps", 10.5, "whole number"),
+        ("tau", 0.0, "in \\(0, 1\\]"),
+        ("amsgrad", True, "adam or adamw"),
+    ],
+)
 def test_out_of_range_value_names_field_value_and_what_is_allowed(field, value, says):
     extra = {"optimizer": "rmsprop"} if field == "amsgrad" else {}
     with pytest.raises(TunerError, match=says) as err:
@@ -42,8 +47,9 @@ def test_out_of_range_value_names_field_value_and_what_is_allowed(field, value, 
 
 
 def test_yaml_style_numbers_are_accepted():
-    config = DQNConfig.from_dict({"total_steps": "1e5", "replay_size": 1e5, "learning_rate": "3e-4",
-                                  "hidden_sizes": 64})
+    config = DQNConfig.from_dict(
+        {"total_steps": "1e5", "replay_size": 1e5, "learning_rate": "3e-4", "hidden_sizes": 64}
+    )
     assert (config.total_steps, config.replay_size) == (100_000, 100_000)
     assert config.learning_rate == 3e-4 and config.hidden_sizes == (64,)
 
@@ -80,9 +86,28 @@ def test_shipped_configs_load(path):
 
 def test_shipped_configs_match_their_sources():
     tutorial = load_config("studies/configs/pytorch_tutorial.yaml")
-    assert (tutorial.optimizer, tutorial.amsgrad, tutorial.learning_rate, tutorial.batch_size) == ("adamw", True, 1e-4, 128)
+    assert (tutorial.optimizer, tutorial.amsgrad, tutorial.learning_rate, tutorial.batch_size) == (
+        "adamw",
+        True,
+        1e-4,
+        128,
+    )
     assert (tutorial.target_update, tutorial.tau, tutorial.grad_clip_value) == ("soft", 0.005, 100)
-    assert (tutorial.epsilon_schedule, tutorial.epsilon_decay_steps, tutorial.hidden_sizes) == ("exponential", 1000, (128, 128))
+    assert (tutorial.epsilon_schedule, tutorial.epsilon_decay_steps, tutorial.hidden_sizes) == (
+        "exponential",
+        1000,
+        (128, 128),
+    )
     zoo = load_config("studies/configs/rl_zoo_cartpole.yaml")
-    assert (zoo.learning_rate, zoo.batch_size, zoo.train_frequency, zoo.gradient_steps) == (2.3e-3, 64, 256, 128)
-    assert (zoo.target_update_interval, zoo.epsilon_end, zoo.epsilon_decay_steps, zoo.hidden_sizes) == (10, 0.04, 8000, (256, 256))
+    assert (zoo.learning_rate, zoo.batch_size, zoo.train_frequency, zoo.gradient_steps) == (
+        2.3e-3,
+        64,
+        256,
+        128,
+    )
+    assert (
+        zoo.target_update_interval,
+        zoo.epsilon_end,
+        zoo.epsilon_decay_steps,
+        zoo.hidden_sizes,
+    ) == (10, 0.04, 8000, (256, 256))

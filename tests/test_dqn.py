@@ -10,9 +10,20 @@ from tuner.envs import check_env, make_train_envs, true_next_obs
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
 
-FAST = DQNConfig(total_steps=600, learning_starts=100, train_frequency=4, gradient_steps=2,
-                 batch_size=16, hidden_sizes=(16,), replay_size=1000, target_update_interval=50,
-                 epsilon_decay_steps=300, eval_every=300, eval_episodes=2, learning_rate=1e-3)
+FAST = DQNConfig(
+    total_steps=600,
+    learning_starts=100,
+    train_frequency=4,
+    gradient_steps=2,
+    batch_size=16,
+    hidden_sizes=(16,),
+    replay_size=1000,
+    target_update_interval=50,
+    epsilon_decay_steps=300,
+    eval_every=300,
+    eval_episodes=2,
+    learning_rate=1e-3,
+)
 
 
 def weights(net: BatchedQNetwork, k: int) -> torch.Tensor:
@@ -36,8 +47,14 @@ def test_a_seed_trains_the_same_alone_or_in_a_batch():
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "rmsprop"])
 def test_perturbing_one_seeds_batch_leaves_the_other_seeds_update_unchanged(optimizer):
-    config = DQNConfig(optimizer=optimizer, weight_decay=0.01, grad_clip_norm=1e-3, grad_clip_value=0.5,
-                       hidden_sizes=(8, 8), dueling=True)
+    config = DQNConfig(
+        optimizer=optimizer,
+        weight_decay=0.01,
+        grad_clip_norm=1e-3,
+        grad_clip_value=0.5,
+        hidden_sizes=(8, 8),
+        dueling=True,
+    )
     gen = torch.Generator().manual_seed(0)
     obs, targets = torch.randn(2, 16, 3, generator=gen), torch.randn(2, 16, generator=gen)
     actions = torch.randint(0, 2, (2, 16), generator=gen)
@@ -57,14 +74,27 @@ def test_perturbing_one_seeds_batch_leaves_the_other_seeds_update_unchanged(opti
 
 
 def test_every_feature_trains_together():
-    config = FAST.replace(double_dqn=True, dueling=True, prioritized=True, n_step=3, envs_per_seed=2,
-                          target_update="soft", tau=0.1, termination_penalty=-10, loss="mse",
-                          epsilon_schedule="exponential", optimizer="adamw", amsgrad=True)
+    config = FAST.replace(
+        double_dqn=True,
+        dueling=True,
+        prioritized=True,
+        n_step=3,
+        envs_per_seed=2,
+        target_update="soft",
+        tau=0.1,
+        termination_penalty=-10,
+        loss="mse",
+        epsilon_schedule="exponential",
+        optimizer="adamw",
+        amsgrad=True,
+    )
     result = train(config, seeds=2, device="cpu")
     assert result.env_steps == 600 and result.eval_steps == [300, 600]
     assert result.eval_returns.shape == (2, 2) and np.isfinite(result.eval_returns).all()
     # learning starts after 100 steps; a phase every 2 vector steps (4 env steps over 2 envs)
-    assert result.gradient_steps == 2 * len([t for t in range(1, 301) if t % 2 == 0 and 2 * t > 100])
+    assert result.gradient_steps == 2 * len(
+        [t for t in range(1, 301) if t % 2 == 0 and 2 * t > 100]
+    )
 
 
 def test_non_finite_loss_stops_training_with_step_and_seed():
@@ -76,7 +106,9 @@ def test_non_finite_loss_stops_training_with_step_and_seed():
 
 def test_on_eval_can_stop_training_or_abort_it():
     seen = []
-    result = train(FAST, seeds=2, device="cpu", on_eval=lambda step, r: seen.append((step, r)) or False)
+    result = train(
+        FAST, seeds=2, device="cpu", on_eval=lambda step, r: seen.append((step, r)) or False
+    )
     assert result.stopped_early and result.env_steps == 300 and result.eval_steps == [300]
     assert seen[0][0] == 300 and seen[0][1].shape == (2,)
 
@@ -87,12 +119,15 @@ def test_on_eval_can_stop_training_or_abort_it():
         train(FAST, device="cpu", on_eval=boom)
 
 
-@pytest.mark.parametrize(("env", "says"), [
-    ("Pendulum-v1", "action space Box.*needs Discrete"),
-    ("FrozenLake-v1", "observation space Discrete.*1-D Box"),
-    ("NoSuchEnv-v0", "cannot make environment 'NoSuchEnv-v0'"),
-    ("no_such_module:Env-v0", "cannot make environment"),
-])
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ("Pendulum-v1", "action space Box.*needs Discrete"),
+        ("FrozenLake-v1", "observation space Discrete.*1-D Box"),
+        ("NoSuchEnv-v0", "cannot make environment 'NoSuchEnv-v0'"),
+        ("no_such_module:Env-v0", "cannot make environment"),
+    ],
+)
 def test_unsupported_or_unknown_envs_are_clear_errors(env, says):
     with pytest.raises(TunerError, match=says):
         check_env(env)

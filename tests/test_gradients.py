@@ -19,7 +19,12 @@ def autograd_reference(net: BatchedQNetwork, obs, actions, targets, weights, los
     x = obs.double()
     views, at = [], 0
     for i, o in net.shapes:
-        views.append((params[:, at:at + i * o].view(net.k, i, o), params[:, at + i * o:at + i * o + o].view(net.k, 1, o)))
+        views.append(
+            (
+                params[:, at : at + i * o].view(net.k, i, o),
+                params[:, at + i * o : at + i * o + o].view(net.k, 1, o),
+            )
+        )
         at += i * o + o
     for n, (w, b) in enumerate(views):
         x = x @ w + b
@@ -28,8 +33,11 @@ def autograd_reference(net: BatchedQNetwork, obs, actions, targets, weights, los
     if net.dueling:
         x = x[..., :1] + x[..., 1:] - x[..., 1:].mean(-1, keepdim=True)
     q = x.gather(-1, actions[..., None]).squeeze(-1)
-    per = F.smooth_l1_loss(q, targets.double(), reduction="none") if loss == "huber" \
+    per = (
+        F.smooth_l1_loss(q, targets.double(), reduction="none")
+        if loss == "huber"
         else F.mse_loss(q, targets.double(), reduction="none")
+    )
     per_seed = (per * weights.double()).mean(1)
     per_seed.sum().backward()
     return per_seed.detach(), params.grad
@@ -40,8 +48,9 @@ def autograd_reference(net: BatchedQNetwork, obs, actions, targets, weights, los
 @pytest.mark.parametrize("loss", ["huber", "mse"])
 def test_manual_gradients_match_autograd(activation, dueling, loss):
     gen = torch.Generator().manual_seed(1)
-    net = BatchedQNetwork([3, 4], obs_dim=5, n_actions=3, hidden_sizes=(7, 6), activation=activation,
-                          dueling=dueling)
+    net = BatchedQNetwork(
+        [3, 4], obs_dim=5, n_actions=3, hidden_sizes=(7, 6), activation=activation, dueling=dueling
+    )
     net.params.copy_(net.params.double().float())
     obs, targets = torch.randn(2, 9, 5, generator=gen), 3 * torch.randn(2, 9, generator=gen)
     actions, weights = torch.randint(0, 3, (2, 9), generator=gen), torch.rand(2, 9, generator=gen)
@@ -54,21 +63,32 @@ def test_manual_gradients_match_autograd(activation, dueling, loss):
             captured["grad"] = grad.clone()
 
     config = DQNConfig(loss=loss, grad_clip_norm=None)
-    td = gradient_step(net, Capture("adam", net.params, lr=1e-3), config, obs, actions, targets, weights)
+    td = gradient_step(
+        net, Capture("adam", net.params, lr=1e-3), config, obs, actions, targets, weights
+    )
     assert torch.isfinite(expected_loss).all() and td.shape == (2, 9)
     assert torch.allclose(captured["grad"].double(), expected_grad, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize(("kind", "decay", "amsgrad"), [
-    ("adam", 0.0, False), ("adam", 0.1, True), ("adamw", 0.01, True), ("adamw", 0.05, False),
-    ("rmsprop", 0.0, False), ("rmsprop", 0.1, False),
-])
+@pytest.mark.parametrize(
+    ("kind", "decay", "amsgrad"),
+    [
+        ("adam", 0.0, False),
+        ("adam", 0.1, True),
+        ("adamw", 0.01, True),
+        ("adamw", 0.05, False),
+        ("rmsprop", 0.0, False),
+        ("rmsprop", 0.1, False),
+    ],
+)
 def test_flat_optimizers_match_torch_optim(kind, decay, amsgrad):
     gen = torch.Generator().manual_seed(0)
     start = torch.randn(3, 20, generator=gen)
     ours, theirs = start.clone(), torch.nn.Parameter(start.clone())
     opt = FlatOptimizer(kind, ours, lr=0.01, weight_decay=decay, amsgrad=amsgrad)
-    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}[kind]
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}[
+        kind
+    ]
     extra = {"amsgrad": amsgrad} if kind != "rmsprop" else {}
     ref = cls([theirs], lr=0.01, weight_decay=decay, foreach=False, **extra)
     for _ in range(25):
@@ -103,7 +123,13 @@ def test_target_copy_and_soft_update_touch_every_weight():
 @pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "gelu", "silu"])
 @pytest.mark.parametrize("dueling", [False, True])
 def test_greedy_actions_match_the_argmax_of_the_forward_pass(activation, dueling):
-    net = BatchedQNetwork([0, 1, 2], obs_dim=4, n_actions=5, hidden_sizes=(16, 8), activation=activation,
-                          dueling=dueling)
+    net = BatchedQNetwork(
+        [0, 1, 2],
+        obs_dim=4,
+        n_actions=5,
+        hidden_sizes=(16, 8),
+        activation=activation,
+        dueling=dueling,
+    )
     obs = torch.randn(3, 50, 4, generator=torch.Generator().manual_seed(2))
     assert np.array_equal(net.greedy(obs.numpy()), net(obs).argmax(-1).numpy())

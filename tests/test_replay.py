@@ -14,15 +14,22 @@ from tuner.replay import Batch, ReplayBuffer
 
 def add(buf: ReplayBuffer, obs, reward, next_obs, terminated=False, truncated=False, action=0):
     """One transition for a K=1, E=1, 1-D observation buffer."""
-    buf.add(np.array([[[obs]]], np.float32), np.array([[action]]), np.array([[reward]], np.float32),
-            np.array([[[next_obs]]], np.float32), np.array([[terminated]]),
-            np.array([[terminated or truncated]]))
+    buf.add(
+        np.array([[[obs]]], np.float32),
+        np.array([[action]]),
+        np.array([[reward]], np.float32),
+        np.array([[[next_obs]]], np.float32),
+        np.array([[terminated]]),
+        np.array([[terminated or truncated]]),
+    )
 
 
 def rows(buf: ReplayBuffer, slots: list[int]) -> list[tuple[float, ...]]:
     obs, actions, returns, next_obs, discounts = buf.transitions(torch.tensor([slots]))
-    return [tuple(round(float(x), 6) for x in t)
-            for t in zip(obs[0, :, 0], actions[0], returns[0], next_obs[0, :, 0], discounts[0])]
+    return [
+        tuple(round(float(x), 6) for x in t)
+        for t in zip(obs[0, :, 0], actions[0], returns[0], next_obs[0, :, 0], discounts[0])
+    ]
 
 
 def test_ring_buffer_wraps_and_samples_only_the_newest_transitions():
@@ -59,12 +66,19 @@ def test_n_step_returns_stop_at_episode_ends_and_bootstrap_only_through_truncati
 def test_n_step_lookahead_follows_each_env_of_a_seed_separately():
     buf = ReplayBuffer(seeds=[0], envs_per_seed=2, capacity=8, obs_dim=1, n_step=2, gamma=0.5)
     for t in range(3):  # env 0 sees rewards 1, 2, 4; env 1 sees 10, 20, 40
-        buf.add(np.array([[[t], [100 + t]]], np.float32), np.zeros((1, 2)),
-                np.array([[2.0 ** t, 10 * 2.0 ** t]], np.float32),
-                np.array([[[t + 1], [101 + t]]], np.float32), np.zeros((1, 2)), np.zeros((1, 2)))
+        buf.add(
+            np.array([[[t], [100 + t]]], np.float32),
+            np.zeros((1, 2)),
+            np.array([[2.0**t, 10 * 2.0**t]], np.float32),
+            np.array([[[t + 1], [101 + t]]], np.float32),
+            np.zeros((1, 2)),
+            np.zeros((1, 2)),
+        )
     assert rows(buf, [0, 1, 2, 3]) == [
-        (0, 0, 1 + 0.5 * 2, 2, 0.25), (100, 0, 10 + 0.5 * 20, 102, 0.25),
-        (1, 0, 2 + 0.5 * 4, 3, 0.25), (101, 0, 20 + 0.5 * 40, 103, 0.25),
+        (0, 0, 1 + 0.5 * 2, 2, 0.25),
+        (100, 0, 10 + 0.5 * 20, 102, 0.25),
+        (1, 0, 2 + 0.5 * 4, 3, 0.25),
+        (101, 0, 20 + 0.5 * 40, 103, 0.25),
     ]
 
 
@@ -82,12 +96,18 @@ def tiny_net(last_layer: list[float]) -> BatchedQNetwork:
 def as_batch(buf: ReplayBuffer, slots: list[int]) -> Batch:
     obs, actions, returns, next_obs, discounts = buf.transitions(torch.tensor([slots]))
     weights = torch.ones_like(returns)
-    return Batch(*(t[None] for t in (obs, actions, returns, next_obs, discounts, weights,
-                                     torch.tensor([slots]))))
+    return Batch(
+        *(
+            t[None]
+            for t in (obs, actions, returns, next_obs, discounts, weights, torch.tensor([slots]))
+        )
+    )
 
 
 def test_td_targets_mask_termination_bootstrap_truncation_and_apply_the_penalty():
-    rewards = apply_termination_penalty(np.array([1.0, 1.0, 1.0]), np.array([False, True, False]), -15.0)
+    rewards = apply_termination_penalty(
+        np.array([1.0, 1.0, 1.0]), np.array([False, True, False]), -15.0
+    )
     assert rewards.tolist() == [1.0, -15.0, 1.0]  # the truncated step keeps its reward
     buf = ReplayBuffer(seeds=[0], envs_per_seed=1, capacity=4, obs_dim=1, gamma=0.9)
     add(buf, 0, rewards[0], 3)
@@ -109,12 +129,24 @@ def test_double_dqn_values_the_online_argmax_with_the_target_network():
 
 
 def per_buffer(alpha: float, seeds=(0,)) -> ReplayBuffer:
-    buf = ReplayBuffer(seeds=list(seeds), envs_per_seed=1, capacity=5, obs_dim=1, prioritized=True,
-                       alpha=alpha, eps=1e-9)
+    buf = ReplayBuffer(
+        seeds=list(seeds),
+        envs_per_seed=1,
+        capacity=5,
+        obs_dim=1,
+        prioritized=True,
+        alpha=alpha,
+        eps=1e-9,
+    )
     for i in range(4):
-        buf.add(np.full((len(seeds), 1, 1), i, np.float32), np.zeros((len(seeds), 1)),
-                np.zeros((len(seeds), 1)), np.zeros((len(seeds), 1, 1)), np.zeros((len(seeds), 1)),
-                np.zeros((len(seeds), 1)))
+        buf.add(
+            np.full((len(seeds), 1, 1), i, np.float32),
+            np.zeros((len(seeds), 1)),
+            np.zeros((len(seeds), 1)),
+            np.zeros((len(seeds), 1, 1)),
+            np.zeros((len(seeds), 1)),
+            np.zeros((len(seeds), 1)),
+        )
     return buf
 
 
@@ -149,7 +181,9 @@ def test_one_seeds_priorities_do_not_change_anothers_samples():
 
 
 def test_prioritized_replay_never_samples_an_incomplete_n_step_window():
-    buf = ReplayBuffer(seeds=[0], envs_per_seed=1, capacity=6, obs_dim=1, prioritized=True, n_step=3)
+    buf = ReplayBuffer(
+        seeds=[0], envs_per_seed=1, capacity=6, obs_dim=1, prioritized=True, n_step=3
+    )
     for i in range(4):
         add(buf, i, 1.0, i + 1)
     assert set(buf.sample(batch_size=2000).indices.flatten().tolist()) == {0, 1}

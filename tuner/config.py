@@ -109,14 +109,18 @@ class DQNConfig:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), _hints()[f.name]))
+            object.__setattr__(
+                self, f.name, _coerce(f.name, getattr(self, f.name), _hints()[f.name])
+            )
         _validate(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> DQNConfig:
         """Build a config from a mapping; an unknown key names the closest valid one."""
         if not isinstance(data, dict):
-            raise TunerError(f"{source}: expected a mapping of DQNConfig fields, got {type(data).__name__}")
+            raise TunerError(
+                f"{source}: expected a mapping of DQNConfig fields, got {type(data).__name__}"
+            )
         names = field_names()
         for key in data:
             if key not in names:
@@ -149,8 +153,12 @@ def field_docs() -> dict[str, str]:
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}
     for node, nxt in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+        ):
             docs[node.target.id] = " ".join(str(nxt.value.value).split())
     return docs
 
@@ -202,7 +210,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         hint = next(a for a in args if a is not type(None))
     if typing.get_origin(hint) is Literal:
         if value not in args:
-            raise TunerError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(str, args))}")
+            raise TunerError(
+                f"{name}={value!r} is not allowed; choose one of {', '.join(map(str, args))}"
+            )
         return value
     if typing.get_origin(hint) is tuple:
         if isinstance(value, int | str):
@@ -245,8 +255,17 @@ def _require(config: DQNConfig, name: str, ok: bool, allowed: str) -> None:
 
 def _validate(c: DQNConfig) -> None:
     _require(c, "env", bool(c.env.strip()), "a gymnasium id such as 'CartPole-v1'")
-    for name in ("total_steps", "envs_per_seed", "batch_size", "train_frequency", "gradient_steps",
-                 "target_update_interval", "epsilon_decay_steps", "n_step", "eval_episodes"):
+    for name in (
+        "total_steps",
+        "envs_per_seed",
+        "batch_size",
+        "train_frequency",
+        "gradient_steps",
+        "target_update_interval",
+        "epsilon_decay_steps",
+        "n_step",
+        "eval_episodes",
+    ):
         _require(c, name, getattr(c, name) >= 1, ">= 1")
     for name in ("learning_starts", "eval_every", "seed", "weight_decay", "per_alpha"):
         _require(c, name, getattr(c, name) >= 0, ">= 0")
@@ -256,11 +275,23 @@ def _validate(c: DQNConfig) -> None:
     for name in ("epsilon_start", "epsilon_end", "per_beta", "per_beta_end"):
         _require(c, name, 0 <= getattr(c, name) <= 1, "in [0, 1]")
     _require(c, "per_eps", c.per_eps > 0, "> 0")
-    _require(c, "replay_size", c.replay_size >= max(c.batch_size, c.n_step + 1),
-             f"at least batch_size ({c.batch_size}) and more than n_step ({c.n_step})")
-    _require(c, "hidden_sizes", len(c.hidden_sizes) >= 1 and min(c.hidden_sizes) >= 1,
-             "a non-empty list of positive widths")
+    _require(
+        c,
+        "replay_size",
+        c.replay_size >= max(c.batch_size, c.n_step + 1),
+        f"at least batch_size ({c.batch_size}) and more than n_step ({c.n_step})",
+    )
+    _require(
+        c,
+        "hidden_sizes",
+        len(c.hidden_sizes) >= 1 and min(c.hidden_sizes) >= 1,
+        "a non-empty list of positive widths",
+    )
     for name in ("grad_clip_value", "grad_clip_norm"):
         _require(c, name, getattr(c, name) is None or getattr(c, name) > 0, "> 0, or null for off")
-    _require(c, "amsgrad", not c.amsgrad or c.optimizer in ("adam", "adamw"),
-             "false unless optimizer is adam or adamw")
+    _require(
+        c,
+        "amsgrad",
+        not c.amsgrad or c.optimizer in ("adam", "adamw"),
+        "false unless optimizer is adam or adamw",
+    )

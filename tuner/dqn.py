@@ -62,7 +62,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise TunerError("--device cuda was asked for but no CUDA GPU is available; use auto or cpu")
+        raise TunerError(
+            "--device cuda was asked for but no CUDA GPU is available; use auto or cpu"
+        )
     try:
         return torch.device(device)
     except RuntimeError:
@@ -78,13 +80,19 @@ def epsilon(config: DQNConfig, step: int) -> float:
 
 
 def make_optimizer(config: DQNConfig, network: BatchedQNetwork) -> FlatOptimizer:
-    return FlatOptimizer(config.optimizer, network.params, lr=config.learning_rate,
-                         weight_decay=config.weight_decay, amsgrad=config.amsgrad)
+    return FlatOptimizer(
+        config.optimizer,
+        network.params,
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        amsgrad=config.amsgrad,
+    )
 
 
 @torch.no_grad()
-def td_targets(online: BatchedQNetwork, target: BatchedQNetwork, batch: Batch,
-               double_dqn: bool) -> torch.Tensor:
+def td_targets(
+    online: BatchedQNetwork, target: BatchedQNetwork, batch: Batch, double_dqn: bool
+) -> torch.Tensor:
     """r + discount * Q_target(s', a*) for every [count, K, batch] entry.
 
     a* is the target network's argmax, or the online network's with Double DQN. `discount` is
@@ -101,9 +109,15 @@ def td_targets(online: BatchedQNetwork, target: BatchedQNetwork, batch: Batch,
     return torch.addcmul(batch.returns, batch.discounts, value.reshape(k, count, b).transpose(0, 1))
 
 
-def gradient_step(online: BatchedQNetwork, optimizer: FlatOptimizer, config: DQNConfig,
-                  obs: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor,
-                  weights: torch.Tensor | None = None) -> torch.Tensor:
+def gradient_step(
+    online: BatchedQNetwork,
+    optimizer: FlatOptimizer,
+    config: DQNConfig,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """One update of every seed; returns the TD errors [K, B] (prioritized replay's priorities).
 
     Each seed minimises its own batch mean of Huber (delta 1) or squared TD error, so no seed's
@@ -116,8 +130,11 @@ def gradient_step(online: BatchedQNetwork, optimizer: FlatOptimizer, config: DQN
     if weights is not None:
         grad_td = grad_td * weights
     grad_q = torch.zeros_like(q).scatter_(-1, actions, grad_td[..., None] / td.shape[1])
-    optimizer.step(clip_gradients(online.backward(cache, grad_q), config.grad_clip_value,
-                                  config.grad_clip_norm))
+    optimizer.step(
+        clip_gradients(
+            online.backward(cache, grad_q), config.grad_clip_value, config.grad_clip_norm
+        )
+    )
     return td
 
 
@@ -129,7 +146,9 @@ def check_finite(online: BatchedQNetwork, td: torch.Tensor, step: int) -> None:
     """
     if not torch.isfinite(td.sum()):
         bad = ~torch.isfinite(td).all(1)
-        raise Diverged(step=step, seed=online.seeds[int(bad.nonzero()[0, 0])], what="loss or Q-values")
+        raise Diverged(
+            step=step, seed=online.seeds[int(bad.nonzero()[0, 0])], what="loss or Q-values"
+        )
 
 
 def update_target(target: BatchedQNetwork, online: BatchedQNetwork, config: DQNConfig) -> None:
@@ -140,7 +159,9 @@ def update_target(target: BatchedQNetwork, online: BatchedQNetwork, config: DQNC
 
 
 @torch.no_grad()
-def evaluate(network: BatchedQNetwork, env_id: str, episodes: int, *, max_envs: int = 1024) -> np.ndarray:
+def evaluate(
+    network: BatchedQNetwork, env_id: str, episodes: int, *, max_envs: int = 1024
+) -> np.ndarray:
     """Greedy returns [K, episodes]; episode j of every seed starts from reset(seed=EVAL_SEED + j).
 
     Only envs still in their episode are stepped; envs without a time limit stop at 10,000 steps.
@@ -152,7 +173,9 @@ def evaluate(network: BatchedQNetwork, env_id: str, episodes: int, *, max_envs: 
         ids = range(first, min(episodes, first + per_chunk))
         envs = [make_env(env_id) for _ in range(k * len(ids))]
         try:
-            obs = np.stack([env.reset(seed=EVAL_SEED + j)[0] for env, j in zip(envs, list(ids) * k)])
+            obs = np.stack(
+                [env.reset(seed=EVAL_SEED + j)[0] for env, j in zip(envs, list(ids) * k)]
+            )
             obs = obs.astype(np.float32)
             total = np.zeros(len(envs))
             active = np.ones(len(envs), dtype=bool)
@@ -168,13 +191,18 @@ def evaluate(network: BatchedQNetwork, env_id: str, episodes: int, *, max_envs: 
         finally:
             for env in envs:
                 env.close()
-        returns[:, first:first + len(ids)] = total.reshape(k, len(ids))
+        returns[:, first : first + len(ids)] = total.reshape(k, len(ids))
     return returns
 
 
-def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto",
-          on_eval: OnEval | None = None, init_from: str | Path | None = None,
-          progress: bool = False) -> TrainResult:
+def train(
+    config: DQNConfig,
+    seeds: int = 1,
+    device: str | torch.device = "auto",
+    on_eval: OnEval | None = None,
+    init_from: str | Path | None = None,
+    progress: bool = False,
+) -> TrainResult:
     """Train `seeds` independent copies (seed config.seed + k) in lock-step; see TrainResult."""
     if seeds < 1:
         raise TunerError(f"seeds={seeds} must be at least 1")
@@ -183,17 +211,32 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
     seed_ids = [config.seed + k for k in range(seeds)]
     k, e = seeds, config.envs_per_seed
 
-    online = BatchedQNetwork(seed_ids, info.obs_dim, info.n_actions, config.hidden_sizes,
-                             config.activation, config.dueling, device=dev)
+    online = BatchedQNetwork(
+        seed_ids,
+        info.obs_dim,
+        info.n_actions,
+        config.hidden_sizes,
+        config.activation,
+        config.dueling,
+        device=dev,
+    )
     if init_from is not None:
         _, weights = load_checkpoint(init_from)
         online.load_seed_state(weights)
     target = online.clone()
     optimizer = make_optimizer(config, online)
-    replay = ReplayBuffer(seeds=seed_ids, envs_per_seed=e, capacity=min(config.replay_size, config.total_steps),
-                          obs_dim=info.obs_dim, n_step=config.n_step, gamma=config.gamma,
-                          prioritized=config.prioritized, alpha=config.per_alpha, eps=config.per_eps,
-                          device=dev)
+    replay = ReplayBuffer(
+        seeds=seed_ids,
+        envs_per_seed=e,
+        capacity=min(config.replay_size, config.total_steps),
+        obs_dim=info.obs_dim,
+        n_step=config.n_step,
+        gamma=config.gamma,
+        prioritized=config.prioritized,
+        alpha=config.per_alpha,
+        eps=config.per_eps,
+        device=dev,
+    )
     explore = SeedUniforms(seed_ids, stream=4, width=2 * e)  # per env: explore?, random action
 
     # all cadences in vector steps (each is E env steps per seed)
@@ -207,7 +250,9 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
     # Dead ReLU units get zero gradients, so their Adam moments decay into denormal floats, which
     # the CPU handles ~10x slower; flushing them to zero changes nothing above 1e-38.
     torch.set_flush_denormal(True)
-    bar = tqdm(total=n_steps * e, unit="step", disable=not progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(
+        total=n_steps * e, unit="step", disable=not progress, dynamic_ncols=True, leave=False
+    )
     eval_steps: list[int] = []
     eval_returns: list[np.ndarray] = []
     grad_steps, stopped = 0, False
@@ -229,20 +274,36 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
             done = terminated | truncated
             real_next = true_next_obs(next_obs, done, step_info)
             rewards = apply_termination_penalty(rewards, terminated, config.termination_penalty)
-            replay.add(obs_k, actions, rewards.reshape(k, e), real_next.reshape(k, e, -1),
-                       terminated.reshape(k, e), done.reshape(k, e))
+            replay.add(
+                obs_k,
+                actions,
+                rewards.reshape(k, e),
+                real_next.reshape(k, e, -1),
+                terminated.reshape(k, e),
+                done.reshape(k, e),
+            )
             obs = next_obs
 
             # learn
             if t % train_every == 0 and step > config.learning_starts and replay.sampleable:
-                beta = config.per_beta + (config.per_beta_end - config.per_beta) * step / config.total_steps
+                beta = (
+                    config.per_beta
+                    + (config.per_beta_end - config.per_beta) * step / config.total_steps
+                )
                 for g in range(config.gradient_steps):
                     if g % chunk == 0:  # target net and replay are fixed within a phase
                         batch = replay.sample(config.batch_size, chunk, beta)
                         targets = td_targets(online, target, batch, config.double_dqn)
                     j = g % chunk
-                    td = gradient_step(online, optimizer, config, batch.obs[j], batch.actions[j],
-                                       targets[j], batch.weights[j] if config.prioritized else None)
+                    td = gradient_step(
+                        online,
+                        optimizer,
+                        config,
+                        batch.obs[j],
+                        batch.actions[j],
+                        targets[j],
+                        batch.weights[j] if config.prioritized else None,
+                    )
                     if config.prioritized:
                         replay.update_priorities(batch.indices[j], td)
                 grad_steps += config.gradient_steps
@@ -268,10 +329,15 @@ def train(config: DQNConfig, seeds: int = 1, device: str | torch.device = "auto"
         envs.close()
         bar.close()
     return TrainResult(
-        config=config, seeds=seed_ids, eval_steps=eval_steps,
-        eval_returns=np.array(eval_returns).reshape(-1, k), env_steps=step,
-        gradient_steps=grad_steps, wall_seconds=time.perf_counter() - start,
-        stopped_early=stopped, network=online,
+        config=config,
+        seeds=seed_ids,
+        eval_steps=eval_steps,
+        eval_returns=np.array(eval_returns).reshape(-1, k),
+        env_steps=step,
+        gradient_steps=grad_steps,
+        wall_seconds=time.perf_counter() - start,
+        stopped_early=stopped,
+        network=online,
     )
 
 
@@ -282,8 +348,14 @@ def save_checkpoints(result: TrainResult, out_dir: str | Path) -> list[Path]:
     paths = []
     for k, seed in enumerate(result.seeds):
         path = out / f"seed-{seed}.pt"
-        torch.save({"config": result.config.to_dict(), "seed": seed,
-                    "weights": result.network.seed_state(k)}, path)
+        torch.save(
+            {
+                "config": result.config.to_dict(),
+                "seed": seed,
+                "weights": result.network.seed_state(k),
+            },
+            path,
+        )
         paths.append(path)
     return paths
 
@@ -297,4 +369,6 @@ def load_checkpoint(path: str | Path) -> tuple[DQNConfig, dict[str, torch.Tensor
         data = torch.load(path, map_location="cpu", weights_only=True)
         return DQNConfig.from_dict(data["config"], source=str(path)), data["weights"]
     except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, EOFError):
-        raise TunerError(f"{path}: not a tuner checkpoint (expected a file saved by tuner.train)") from None
+        raise TunerError(
+            f"{path}: not a tuner checkpoint (expected a file saved by tuner.train)"
+        ) from None

@@ -44,8 +44,10 @@ def check_env(env_id: str) -> EnvInfo:
         if not isinstance(act_space, gym.spaces.Discrete):
             raise TunerError(f"{env_id} has action space {act_space}; DQN needs Discrete actions")
         if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise TunerError(f"{env_id} has observation space {obs_space}; "
-                             "tuner needs a 1-D Box of vector observations")
+            raise TunerError(
+                f"{env_id} has observation space {obs_space}; "
+                "tuner needs a 1-D Box of vector observations"
+            )
         spec = env.spec
         return EnvInfo(
             obs_dim=int(obs_space.shape[0]),
@@ -62,8 +64,9 @@ def stream_seed(*key: int) -> int:
     return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
 
 
-def make_train_envs(env_id: str, seeds: list[int],
-                    envs_per_seed: int) -> tuple[SyncVectorEnv, np.ndarray]:
+def make_train_envs(
+    env_id: str, seeds: list[int], envs_per_seed: int
+) -> tuple[SyncVectorEnv, np.ndarray]:
     """K * E envs in one vector env, seed-major: env k * E + e belongs to seed k.
 
     SAME_STEP autoreset returns the next episode's first observation at once and the finished
@@ -75,8 +78,9 @@ def make_train_envs(env_id: str, seeds: list[int],
     return envs, obs
 
 
-def apply_termination_penalty(rewards: np.ndarray, terminated: np.ndarray,
-                              penalty: float | None) -> np.ndarray:
+def apply_termination_penalty(
+    rewards: np.ndarray, terminated: np.ndarray, penalty: float | None
+) -> np.ndarray:
     """The reward to store: `penalty` where the episode terminated (not truncated), else the env's."""
     return rewards if penalty is None else np.where(terminated, penalty, rewards)
 

@@ -28,7 +28,9 @@ NUMPY_ACTIVATIONS = {  # in place where numpy allows; gelu needs erf, which nump
 }
 
 
-def activation_backward(name: str, grad: torch.Tensor, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
+def activation_backward(
+    name: str, grad: torch.Tensor, pre: torch.Tensor, post: torch.Tensor
+) -> torch.Tensor:
     """d loss / d pre-activation, from d loss / d post-activation (the kernels autograd uses)."""
     if name == "relu":
         return aten.threshold_backward(grad, post, 0.0)
@@ -50,9 +52,16 @@ class BatchedQNetwork:
     Q = V + A - mean(A).
     """
 
-    def __init__(self, seeds: list[int], obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...],
-                 activation: str = "relu", dueling: bool = False,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        seeds: list[int],
+        obs_dim: int,
+        n_actions: int,
+        hidden_sizes: tuple[int, ...],
+        activation: str = "relu",
+        dueling: bool = False,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.seeds = list(seeds)
         self.k = len(self.seeds)
         self.arch = (obs_dim, n_actions, tuple(hidden_sizes), activation, dueling)
@@ -71,8 +80,8 @@ class BatchedQNetwork:
     def _views(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         views, at = [], 0
         for i, o in self.shapes:
-            w = flat[:, at:at + i * o].view(self.k, i, o)
-            b = flat[:, at + i * o:at + i * o + o].view(self.k, 1, o)
+            w = flat[:, at : at + i * o].view(self.k, i, o)
+            b = flat[:, at + i * o : at + i * o + o].view(self.k, 1, o)
             views.append((w, b))
             at += i * o + o
         return views
@@ -87,7 +96,9 @@ class BatchedQNetwork:
 
     def reset_parameters(self) -> None:
         for k, seed in enumerate(self.seeds):
-            gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+            gen = torch.Generator().manual_seed(
+                int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+            )
             for w, b in self.layers:
                 bound = 1.0 / math.sqrt(w.shape[1])
                 w[k].copy_(torch.empty(w.shape[1:]).uniform_(-bound, bound, generator=gen))
@@ -105,7 +116,9 @@ class BatchedQNetwork:
         """argmax_a Q(obs, a) for numpy obs [K, n, obs_dim] -> actions [K, n]."""
         if self.host_layers is None:
             with torch.no_grad():
-                return self(torch.as_tensor(obs, device=self.params.device)).argmax(-1).cpu().numpy()
+                return (
+                    self(torch.as_tensor(obs, device=self.params.device)).argmax(-1).cpu().numpy()
+                )
         x = obs
         act = NUMPY_ACTIVATIONS[self.activation]
         for i, (w, b) in enumerate(self.host_layers):
@@ -160,11 +173,16 @@ class BatchedQNetwork:
 
     def load_seed_state(self, state: dict[str, torch.Tensor], k: int | None = None) -> None:
         """Load one seed's weights into slice k, or into every slice when k is None."""
-        own = {f"layers.{i}.{kind}": t for i, (w, b) in enumerate(self.layers)
-               for kind, t in (("weight", w), ("bias", b))}
+        own = {
+            f"layers.{i}.{kind}": t
+            for i, (w, b) in enumerate(self.layers)
+            for kind, t in (("weight", w), ("bias", b))
+        }
         if set(state) != set(own) or any(state[n].shape != own[n].shape[1:] for n in own):
-            raise TunerError("the checkpoint's network does not match this config's "
-                             "(hidden_sizes, dueling, env); train with the config it was saved with")
+            raise TunerError(
+                "the checkpoint's network does not match this config's "
+                "(hidden_sizes, dueling, env); train with the config it was saved with"
+            )
         for name, t in own.items():
             src = state[name].to(t.device, t.dtype)
             if k is None:

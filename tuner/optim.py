@@ -16,8 +16,15 @@ class FlatOptimizer:
     Adam and AdamW run torch.optim's own fused kernel on the one flat tensor: one call per step.
     """
 
-    def __init__(self, kind: str, params: torch.Tensor, *, lr: float, weight_decay: float = 0.0,
-                 amsgrad: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        params: torch.Tensor,
+        *,
+        lr: float,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
         self.kind, self.params = kind, params
         self.lr, self.weight_decay, self.amsgrad = lr, weight_decay, amsgrad
         self.step_count = torch.zeros((), device=params.device)
@@ -35,9 +42,21 @@ class FlatOptimizer:
             return
         self.step_count += 1
         fused = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
-        fused([p], [grad], [self.avg], [self.avg_sq], self.max_avg_sq, [self.step_count],
-              amsgrad=self.amsgrad, lr=lr, beta1=0.9, beta2=0.999, weight_decay=self.weight_decay,
-              eps=1e-8, maximize=False)
+        fused(
+            [p],
+            [grad],
+            [self.avg],
+            [self.avg_sq],
+            self.max_avg_sq,
+            [self.step_count],
+            amsgrad=self.amsgrad,
+            lr=lr,
+            beta1=0.9,
+            beta2=0.999,
+            weight_decay=self.weight_decay,
+            eps=1e-8,
+            maximize=False,
+        )
 
 
 def clip_gradients(grad: torch.Tensor, value: float | None, norm: float | None) -> torch.Tensor:

@@ -51,15 +51,26 @@ class SeedUniforms:
             self.buf = np.stack([g.random((n, self.width)) for g in self.gens])
             self.pos = 0
         self.pos += rows
-        return self.buf[:, self.pos - rows:self.pos]
+        return self.buf[:, self.pos - rows : self.pos]
 
 
 class ReplayBuffer:
     """Columns per slot: obs, next_obs, action, reward, gamma * (1 - terminated), done."""
 
-    def __init__(self, *, seeds: list[int], envs_per_seed: int, capacity: int, obs_dim: int,
-                 n_step: int = 1, gamma: float = 0.99, prioritized: bool = False,
-                 alpha: float = 0.6, eps: float = 1e-6, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        seeds: list[int],
+        envs_per_seed: int,
+        capacity: int,
+        obs_dim: int,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        prioritized: bool = False,
+        alpha: float = 0.6,
+        eps: float = 1e-6,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.k, self.e, self.d = len(seeds), envs_per_seed, obs_dim
         self.rows = max(math.ceil(capacity / envs_per_seed), n_step + 1)  # vector steps held
         self.slots = self.rows * envs_per_seed
@@ -77,18 +88,27 @@ class ReplayBuffer:
             self.priority = torch.zeros(self.k, self.slots, dtype=torch.float64, device=self.device)
             self.max_priority = torch.ones(self.k, 1, dtype=torch.float64, device=self.device)
 
-    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
-            terminated: np.ndarray, done: np.ndarray) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        done: np.ndarray,
+    ) -> None:
         """One vector step: obs/next_obs [K, E, D], the rest [K, E]. `done` = terminated or truncated."""
         discount = self.gamma * (1.0 - terminated)
         row = np.concatenate([obs, next_obs, np.stack([actions, rewards, discount, done], -1)], -1)
         start = self.pos * self.e
         if self.host is not None:
-            self.host[:, start:start + self.e] = row
+            self.host[:, start : start + self.e] = row
         else:
-            self.data[:, start:start + self.e] = torch.from_numpy(row.astype(np.float32)).to(self.device)
+            self.data[:, start : start + self.e] = torch.from_numpy(row.astype(np.float32)).to(
+                self.device
+            )
         if self.prioritized:
-            self.priority[:, start:start + self.e] = self.max_priority ** self.alpha
+            self.priority[:, start : start + self.e] = self.max_priority**self.alpha
         self.pos = (self.pos + 1) % self.rows
         self.size = min(self.size + 1, self.rows)
 
@@ -106,7 +126,9 @@ class ReplayBuffer:
         u = u.transpose(1, 0, 2)  # [count, K, B]
         oldest = (self.pos - self.size) % self.rows * self.e
         if self.prioritized:
-            idx, weights = self._sample_prioritized(torch.from_numpy(u).to(self.device), n, oldest, beta)
+            idx, weights = self._sample_prioritized(
+                torch.from_numpy(u).to(self.device), n, oldest, beta
+            )
         else:
             offset = np.minimum((u * n).astype(np.int64), n - 1)
             idx, weights = torch.from_numpy((oldest + offset) % self.slots).to(self.device), None
@@ -118,22 +140,34 @@ class ReplayBuffer:
         rows = self._gather(idx)
         obs, actions = rows[..., :d], rows[..., 2 * d].long()
         if self.n_step == 1:
-            return obs, actions, rows[..., 2 * d + 1], rows[..., d:2 * d], rows[..., 2 * d + 2]
-        ahead = (idx[..., None] + self.e * torch.arange(self.n_step, device=self.device)) % self.slots
+            return obs, actions, rows[..., 2 * d + 1], rows[..., d : 2 * d], rows[..., 2 * d + 2]
+        ahead = (
+            idx[..., None] + self.e * torch.arange(self.n_step, device=self.device)
+        ) % self.slots
         window = self._gather(ahead, trailing=1)  # [..., K, B, n, columns]
         done = window[..., 2 * d + 3]
         # step j counts while no earlier step in the window ended the episode
-        alive = torch.cumprod(torch.cat([torch.ones_like(done[..., :1]), 1.0 - done[..., :-1]], -1), -1)
+        alive = torch.cumprod(
+            torch.cat([torch.ones_like(done[..., :1]), 1.0 - done[..., :-1]], -1), -1
+        )
         returns = (window[..., 2 * d + 1] * alive * self.gamma_powers).sum(-1)
         steps = alive.sum(-1).long()
-        last = window.gather(-2, (steps - 1)[..., None, None].expand(*steps.shape, 1, window.shape[-1]))
+        last = window.gather(
+            -2, (steps - 1)[..., None, None].expand(*steps.shape, 1, window.shape[-1])
+        )
         last = last.squeeze(-2)
-        return obs, actions, returns, last[..., d:2 * d], self.gamma_powers[steps - 1] * last[..., 2 * d + 2]
+        return (
+            obs,
+            actions,
+            returns,
+            last[..., d : 2 * d],
+            self.gamma_powers[steps - 1] * last[..., 2 * d + 2],
+        )
 
     def update_priorities(self, indices: torch.Tensor, td_errors: torch.Tensor) -> None:
         """indices, td_errors: [K, B]. Priority = (|td| + eps) ** alpha."""
         p = td_errors.abs().double() + self.eps
-        self.priority.scatter_(1, indices, p ** self.alpha)
+        self.priority.scatter_(1, indices, p**self.alpha)
         self.max_priority = torch.maximum(self.max_priority, p.max(1, keepdim=True).values)
 
     def _gather(self, idx: torch.Tensor, trailing: int = 0) -> torch.Tensor:
@@ -142,12 +176,15 @@ class ReplayBuffer:
         flat = (idx + offsets).reshape(-1)
         return self.data.view(-1, self.data.shape[-1]).index_select(0, flat).view(*idx.shape, -1)
 
-    def _sample_prioritized(self, u: torch.Tensor, n: int, oldest: int,
-                            beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sample_prioritized(
+        self, u: torch.Tensor, n: int, oldest: int, beta: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """u [count, K, B] -> slots drawn with probability p_i / sum(p), and their weights."""
         p = self.priority
         if n < self.size * self.e:  # hide the newest rows whose lookahead is incomplete
-            hidden = (oldest + n + torch.arange(self.size * self.e - n, device=self.device)) % self.slots
+            hidden = (
+                oldest + n + torch.arange(self.size * self.e - n, device=self.device)
+            ) % self.slots
             p = p.index_fill(1, hidden, 0.0)
         cdf = torch.cumsum(p, 1)
         total = cdf[:, -1:]

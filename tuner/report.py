@@ -21,12 +21,25 @@ def write_curve_csv(steps: list[int], returns: np.ndarray, seeds: list[int], pat
             writer.writerow([step, *(f"{r:.2f}" for r in row), f"{row.mean():.2f}"])
 
 
-def plot_learning_curve(steps: list[int], returns: np.ndarray, seeds: list[int], path: Path, *,
-                        title: str, threshold: float | None = None) -> None:
+def plot_learning_curve(
+    steps: list[int],
+    returns: np.ndarray,
+    seeds: list[int],
+    path: Path,
+    *,
+    title: str,
+    threshold: float | None = None,
+) -> None:
     """Each seed thin, the mean bold, the env's reward threshold dashed."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     for k, seed in enumerate(seeds):
-        ax.plot(steps, returns[:, k], lw=0.9, alpha=0.45, label=f"seed {seed}" if len(seeds) <= 10 else None)
+        ax.plot(
+            steps,
+            returns[:, k],
+            lw=0.9,
+            alpha=0.45,
+            label=f"seed {seed}" if len(seeds) <= 10 else None,
+        )
     ax.plot(steps, returns.mean(1), lw=2.4, color="black", label="mean")
     if threshold is not None:
         ax.axhline(threshold, ls="--", lw=1, color="tab:green", label=f"threshold {threshold:g}")

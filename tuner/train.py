@@ -18,12 +18,22 @@ from tuner.report import plot_learning_curve, seed_table, write_curve_csv
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tuner.train", description=__doc__)
-    p.add_argument("config", help="a DQNConfig YAML file, e.g. studies/configs/rl_zoo_cartpole.yaml")
-    p.add_argument("--seeds", type=int, default=1, help="independent seeds trained together (default 1)")
-    p.add_argument("--steps", type=int, default=None, help="override total_steps (env steps per seed)")
+    p.add_argument(
+        "config", help="a DQNConfig YAML file, e.g. studies/configs/rl_zoo_cartpole.yaml"
+    )
+    p.add_argument(
+        "--seeds", type=int, default=1, help="independent seeds trained together (default 1)"
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="override total_steps (env steps per seed)"
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<config name>)")
-    p.add_argument("--init-from", type=Path, default=None, help="warm-start every seed from this checkpoint")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default runs/<config name>)"
+    )
+    p.add_argument(
+        "--init-from", type=Path, default=None, help="warm-start every seed from this checkpoint"
+    )
     return p.parse_args(argv)
 
 
@@ -40,18 +50,28 @@ def main(argv: list[str] | None = None) -> int:
         load_checkpoint(args.init_from)  # fail before training, not after
     out = args.out or Path("runs") / Path(args.config).stem
 
-    print(f"training {config.env} for {config.total_steps:,} steps x {args.seeds} seed(s) on {device}")
+    print(
+        f"training {config.env} for {config.total_steps:,} steps x {args.seeds} seed(s) on {device}"
+    )
     result = train(config, seeds=args.seeds, device=device, init_from=args.init_from, progress=True)
 
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
     save_checkpoints(result, out)
     write_curve_csv(result.eval_steps, result.eval_returns, result.seeds, out / "curve.csv")
-    plot_learning_curve(result.eval_steps, result.eval_returns, result.seeds, out / "curve.png",
-                        title=f"{config.env}: {Path(args.config).name}", threshold=info.reward_threshold)
+    plot_learning_curve(
+        result.eval_steps,
+        result.eval_returns,
+        result.seeds,
+        out / "curve.png",
+        title=f"{config.env}: {Path(args.config).name}",
+        threshold=info.reward_threshold,
+    )
     print(seed_table(result.seeds, result.final_returns, np.max(result.eval_returns, 0)))
-    print(f"{result.env_steps:,} env steps and {result.gradient_steps:,} gradient steps per seed in "
-          f"{result.wall_seconds:.1f} s ({result.steps_per_second:,.0f} env steps/s over all seeds)")
+    print(
+        f"{result.env_steps:,} env steps and {result.gradient_steps:,} gradient steps per seed in "
+        f"{result.wall_seconds:.1f} s ({result.steps_per_second:,.0f} env steps/s over all seeds)"
+    )
     print(f"saved checkpoints, curve.csv and curve.png in {out}")
     return 0
 
