@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from tuner.config import DQNConfig
-from tuner.dqn import gradient_step, load_checkpoint, make_optimizer, save_checkpoints, train
+from tuner.dqn import (
+    evaluate,
+    gradient_step,
+    load_checkpoint,
+    make_optimizer,
+    save_checkpoints,
+    train,
+)
 from tuner.envs import check_env, make_train_envs, true_next_obs
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
@@ -182,3 +189,15 @@ def test_cuda_without_a_gpu_is_a_clear_error():
         pytest.skip("this machine has a GPU")
     with pytest.raises(TunerError, match="no CUDA GPU"):
         train(FAST, device="cuda")
+
+
+def test_evaluation_in_chunks_scores_the_same_episodes():
+    network = BatchedQNetwork([0, 1, 2], obs_dim=4, n_actions=2, hidden_sizes=(8,))
+    whole = evaluate(network, "CartPole-v1", 5)
+    chunked = evaluate(network, "CartPole-v1", 5, max_envs=6)  # 2 episodes x 3 seeds at a time
+    assert whole.shape == (3, 5) and np.array_equal(whole, chunked)
+    # every seed plays the same fixed-seed episodes: identical networks score identically
+    network.params[1].copy_(network.params[0])
+    assert np.array_equal(
+        evaluate(network, "CartPole-v1", 3)[0], evaluate(network, "CartPole-v1", 3)[1]
+    )

@@ -187,3 +187,23 @@ def test_prioritized_replay_never_samples_an_incomplete_n_step_window():
     for i in range(4):
         add(buf, i, 1.0, i + 1)
     assert set(buf.sample(batch_size=2000).indices.flatten().tolist()) == {0, 1}
+
+
+def test_device_copy_path_stores_the_same_rows_as_the_cpu_fast_path():
+    """The path CUDA buffers take (one host-to-device copy) must match direct CPU writes."""
+    gen = np.random.default_rng(0)
+    fast = ReplayBuffer(seeds=[0, 1], envs_per_seed=2, capacity=6, obs_dim=3, gamma=0.9)
+    copied = ReplayBuffer(seeds=[0, 1], envs_per_seed=2, capacity=6, obs_dim=3, gamma=0.9)
+    copied.host = None
+    for _ in range(4):
+        step = (
+            gen.normal(size=(2, 2, 3)).astype(np.float32),
+            gen.integers(0, 4, (2, 2)),
+            gen.normal(size=(2, 2)),
+            gen.normal(size=(2, 2, 3)).astype(np.float32),
+            gen.random((2, 2)) < 0.3,
+            gen.random((2, 2)) < 0.5,
+        )
+        fast.add(*step)
+        copied.add(*step)
+    assert torch.equal(fast.data, copied.data)

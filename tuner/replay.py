@@ -98,15 +98,16 @@ class ReplayBuffer:
         done: np.ndarray,
     ) -> None:
         """One vector step: obs/next_obs [K, E, D], the rest [K, E]. `done` = terminated or truncated."""
-        discount = self.gamma * (1.0 - terminated)
-        row = np.concatenate([obs, next_obs, np.stack([actions, rewards, discount, done], -1)], -1)
-        start = self.pos * self.e
-        if self.host is not None:
-            self.host[:, start : start + self.e] = row
+        start, d = self.pos * self.e, self.d
+        columns = (obs, next_obs, actions, rewards, self.gamma * (1.0 - terminated), done)
+        if self.host is not None:  # write straight into the buffer's memory
+            rows = self.host[:, start : start + self.e]
+            rows[..., :d], rows[..., d : 2 * d] = obs, next_obs
+            for c, values in enumerate(columns[2:]):
+                rows[..., 2 * d + c] = values
         else:
-            self.data[:, start : start + self.e] = torch.from_numpy(row.astype(np.float32)).to(
-                self.device
-            )
+            row = np.concatenate([obs, next_obs, np.stack(columns[2:], -1)], -1).astype(np.float32)
+            self.data[:, start : start + self.e] = torch.from_numpy(row).to(self.device)
         if self.prioritized:
             self.priority[:, start : start + self.e] = self.max_priority**self.alpha
         self.pos = (self.pos + 1) % self.rows
