@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from tuner.config import DQNConfig
 from tuner.dqn import (
+    epsilon,
     evaluate,
     gradient_step,
     load_checkpoint,
@@ -201,3 +204,18 @@ def test_evaluation_in_chunks_scores_the_same_episodes():
     assert np.array_equal(
         evaluate(network, "CartPole-v1", 3)[0], evaluate(network, "CartPole-v1", 3)[1]
     )
+
+
+def test_epsilon_is_one_during_warm_up_then_follows_its_schedule():
+    linear = DQNConfig(
+        learning_starts=100, epsilon_start=1.0, epsilon_end=0.1, epsilon_decay_steps=1000
+    )
+    assert [epsilon(linear, s) for s in (0, 99)] == [1.0, 1.0]
+    assert epsilon(linear, 100) == pytest.approx(1.0 - 0.9 * 0.1)  # counted from step 0
+    assert epsilon(linear, 500) == pytest.approx(0.55) and epsilon(linear, 5000) == pytest.approx(
+        0.1
+    )
+    tutorial = linear.replace(
+        epsilon_start=0.9, epsilon_end=0.05, epsilon_schedule="exponential", learning_starts=0
+    )
+    assert epsilon(tutorial, 1000) == pytest.approx(0.05 + 0.85 * math.exp(-1))

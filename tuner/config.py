@@ -47,7 +47,7 @@ class DQNConfig:
     replay_size: int = 1_000_000
     """Replay buffer capacity in transitions, per seed."""
     learning_starts: int = 100
-    """Env steps collected before the first gradient step."""
+    """Env steps of uniformly random actions collected before the first gradient step."""
     train_frequency: int = 4
     """Env steps between training phases."""
     gradient_steps: int = 1

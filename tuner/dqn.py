@@ -72,7 +72,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def epsilon(config: DQNConfig, step: int) -> float:
-    """Exploration rate after `step` env steps."""
+    """Exploration rate after `step` env steps: 1 during the learning_starts warm-up (uniformly
+    random actions, as in Stable-Baselines3), then the schedule, which counts from step 0."""
+    if step < config.learning_starts:
+        return 1.0
     span = config.epsilon_start - config.epsilon_end
     if config.epsilon_schedule == "exponential":
         return config.epsilon_end + span * math.exp(-step / config.epsilon_decay_steps)
