@@ -38,12 +38,15 @@ def plot_learning_curve(
             returns[:, k],
             lw=0.9,
             alpha=0.45,
+            marker="o",
+            ms=2.5,
             label=f"seed {seed}" if len(seeds) <= 10 else None,
         )
-    ax.plot(steps, returns.mean(1), lw=2.4, color="black", label="mean")
+    ax.plot(steps, returns.mean(1), lw=2.4, color="black", marker="o", ms=4, label="mean")
     if threshold is not None:
         ax.axhline(threshold, ls="--", lw=1, color="tab:green", label=f"threshold {threshold:g}")
     ax.set(xlabel="env steps per seed", ylabel="greedy eval return", title=title)
+    ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="best")
     fig.tight_layout()
