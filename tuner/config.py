@@ -70,7 +70,7 @@ class DQNConfig:
     """Shape of the epsilon decay."""
 
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """Widths of the Q-network's hidden layers."""
+    """Widths of the Q-network's hidden layers, as a list or as "64x64"."""
     activation: Literal["relu", "tanh", "elu", "gelu", "silu"] = "relu"
     """Hidden-layer activation."""
     dueling: bool = False
@@ -124,7 +124,7 @@ class DQNConfig:
         names = field_names()
         for key in data:
             if key not in names:
-                raise TunerError(f"{source}: unknown field {key!r}{_did_you_mean(str(key), names)}")
+                raise TunerError(f"{source}: unknown field {key!r}{did_you_mean(str(key), names)}")
         try:
             return cls(**data)
         except TunerError as exc:
@@ -196,7 +196,7 @@ def _hints() -> dict[str, Any]:
     return typing.get_type_hints(DQNConfig)
 
 
-def _did_you_mean(word: str, options: list[str]) -> str:
+def did_you_mean(word: str, options: list[str]) -> str:
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else f"; valid fields: {', '.join(options)}"
 
@@ -215,6 +215,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             )
         return value
     if typing.get_origin(hint) is tuple:
+        if isinstance(value, str) and "x" in value:  # "64x64": how a search space names a choice
+            value = value.split("x")
         if isinstance(value, int | str):
             value = [value]
         if not isinstance(value, list | tuple):

@@ -1,0 +1,109 @@
+"""Real tuning runs: worker processes, one SQLite file, real training."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from tests.test_study import TINY
+from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS
+
+
+def run(tmp_path, *args: str, wait: bool = True):
+    cmd = [sys.executable, "-m", "tuner.run", "--study", str(tmp_path / "tiny.yaml"), *args]
+    if not wait:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def states(tmp_path) -> list[TrialState]:
+    """The trials' states; none while the database or the study is still being created."""
+    if not (tmp_path / "tiny.db").exists():  # loading would create it, racing tuner.run
+        return []
+    try:
+        study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
+    except KeyError:
+        return []
+    return [t.state for t in study.get_trials(deepcopy=False)]
+
+
+def test_two_workers_reach_exactly_n_finished_trials_and_resume_adds_more(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    first = run(tmp_path, "--trials", "5", "--jobs", "2")
+    assert first.returncode == 0, first.stderr
+    assert "5 finished trials" in first.stdout and "optuna-dashboard sqlite:///" in first.stdout
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
+    trials = study.get_trials()
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 5
+    assert trials[0].params == {"learning_rate": 1e-3, "batch_size": 32, "target_update": "hard"}
+    assert "tau" not in trials[0].params  # hard updates: tau never sampled
+    assert trials[0].user_attrs["config"]["learning_rate"] == 1e-3
+    assert trials[0].user_attrs["seeds"] == [0, 1] and trials[1].user_attrs["seeds"] == [2, 3]
+    assert study.user_attrs["study_file"] == TINY and "--trials 5" in study.user_attrs["command"]
+    assert study.metric_names == ["return"]
+
+    again = run(tmp_path, "--trials", "8", "--jobs", "2")
+    assert again.returncode == 0, again.stderr
+    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states(tmp_path)) == 8
+    full = run(tmp_path, "--trials", "8")
+    assert full.returncode == 0 and "already holds 8 finished trials" in full.stdout
+
+
+def test_ctrl_c_stops_workers_and_leaves_no_trial_running(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
+    proc = run(tmp_path, "--trials", "4", "--jobs", "2", wait=False)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(1)
+        if TrialState.RUNNING in states(tmp_path):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run the same command to resume" in err
+    after = states(tmp_path)
+    assert after and TrialState.RUNNING not in after and TrialState.FAIL in after
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The parent's spawned worker processes (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [
+        int(pid)
+        for pid in children
+        if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()
+    ]
+
+
+def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
+    proc = run(tmp_path, "--trials", "1", "--jobs", "1", wait=False)
+    deadline = time.time() + 120
+    while time.time() < deadline and TrialState.RUNNING not in states(tmp_path):
+        time.sleep(1)
+    for pid in worker_pids(proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert states(tmp_path) == [TrialState.RUNNING]  # nobody has noticed yet
+    time.sleep(GRACE_SECONDS + 2 * HEARTBEAT_SECONDS)
+    (tmp_path / "tiny.yaml").write_text(TINY)  # the retry trains on a short budget
+    resumed = run(tmp_path, "--trials", "1", "--jobs", "1")
+    assert resumed.returncode == 0, resumed.stderr
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
+    killed, retry = study.get_trials()
+    assert killed.state == TrialState.FAIL and retry.state in (
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == killed.number
+    assert retry.params == killed.params

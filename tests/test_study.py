@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import optuna
+import pytest
+
+from tuner.config import field_names
+from tuner.errors import TunerError
+from tuner.space import CONDITIONS, suggest_config
+from tuner.study import aggregate, load_study_spec
+
+TINY = """\
+env: CartPole-v1
+budget: {steps: 1500, eval_every: 500, eval_episodes: 2}
+seeds: 2
+objective: {aggregate: mean, last: 1}
+base: {hidden_sizes: [16], learning_starts: 200, replay_size: 2000}
+space:
+  learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}
+  batch_size: [16, 32]
+  target_update: [hard, soft]
+  tau: {low: 0.001, high: 0.1, log: true}
+enqueue:
+  - {learning_rate: 1.0e-3, batch_size: 32, target_update: hard}
+sampler: {name: tpe, seed: 0}
+pruner: {name: median, n_startup_trials: 2}
+"""
+
+
+def test_default_study_searches_only_config_fields_and_covers_what_people_tune():
+    spec = load_study_spec("studies/cartpole.yaml")
+    assert set(spec.space) <= set(field_names())
+    wanted = {
+        "learning_rate",
+        "batch_size",
+        "gamma",
+        "replay_size",
+        "learning_starts",
+        "train_frequency",
+        "gradient_steps",
+        "target_update",
+        "target_update_interval",
+        "epsilon_end",
+        "epsilon_decay_steps",
+        "hidden_sizes",
+        "grad_clip_value",
+        "grad_clip_norm",
+        "termination_penalty",
+        "double_dqn",
+        "dueling",
+        "n_step",
+        "prioritized",
+        "per_alpha",
+    }
+    assert wanted <= set(spec.space)
+    assert len(spec.enqueue) == 2 and spec.enqueue[0]["train_frequency"] == 256
+
+
+def test_fixed_trial_gives_the_config_and_skips_switched_off_fields():
+    spec = load_study_spec("studies/cartpole.yaml")
+    params = dict(spec.enqueue[0])  # RL Zoo: hard updates, no PER -> no tau, no per_*
+    assert not {"tau", "per_alpha", "per_beta"} & set(params)
+    config = suggest_config(optuna.trial.FixedTrial(params), spec.space, spec.fixed())
+    assert (config.learning_rate, config.hidden_sizes, config.total_steps) == (
+        2.3e-3,
+        (256, 256),
+        spec.steps,
+    )
+    soft = {**params, "target_update": "soft"}
+    with pytest.raises(ValueError):  # tau becomes needed once updates are soft
+        suggest_config(optuna.trial.FixedTrial(soft), spec.space, spec.fixed())
+    config = suggest_config(
+        optuna.trial.FixedTrial({**soft, "tau": 0.01}), spec.space, spec.fixed()
+    )
+    assert config.tau == 0.01
+    assert all(switch in field_names() for switch, _ in CONDITIONS.values())
+
+
+def test_aggregates_are_hand_computed():
+    returns = np.array([10.0, 500.0, 20.0, 30.0, 40.0, 1000.0, 50.0, 60.0])
+    assert aggregate(returns, "mean") == pytest.approx(213.75)
+    assert aggregate(returns, "median") == pytest.approx(45.0)
+    assert aggregate(returns, "min") == 10.0
+    assert aggregate(returns, "iqm") == pytest.approx((30 + 40 + 50 + 60) / 4)  # middle half
+
+
+def test_pruning_through_ask_report_tell_follows_the_study_pruner(tmp_path):
+    (tmp_path / "s.yaml").write_text(TINY)
+    spec = load_study_spec(tmp_path / "s.yaml")
+    study = optuna.create_study(direction="maximize", pruner=spec.make_pruner())
+    for curve in ([10, 20, 30], [12, 25, 40]):  # two startup trials finish
+        trial = study.ask()
+        for step, value in enumerate(curve):
+            trial.report(value, step)
+        study.tell(trial, curve[-1])
+    bad = study.ask()
+    bad.report(1.0, 0)
+    assert bad.should_prune()  # below the median of the others at step 0
+    good = study.ask()
+    good.report(50.0, 0)
+    assert not good.should_prune()
+
+
+BAD = [
+    ("envv: CartPole-v1\n", "unknown key 'envv'; did you mean 'env'"),
+    (
+        TINY.replace("batch_size: [16, 32]", "batch_sise: [16, 32]"),
+        "space.batch_sise is not a DQNConfig field",
+    ),
+    (
+        TINY.replace("{low: 1.0e-4, high: 1.0e-2, log: true}", "{low: 1.0e-2, high: 1.0e-4}"),
+        "empty or inverted range",
+    ),
+    (
+        TINY.replace(
+            "batch_size: [16, 32]",
+            "batch_size: [16, 32]\n  epsilon_end: {low: 0.0, high: 0.1, log: true}",
+        ),
+        "log-scaled, so low must be > 0",
+    ),
+    (TINY.replace("batch_size: [16, 32]", "batch_size: []"), "empty list of choices"),
+    (
+        TINY.replace("batch_size: [16, 32]", "batch_size: [16, big]"),
+        "batch_size='big' must be a number",
+    ),
+    (
+        TINY.replace("target_update: [hard, soft]", "target_update: [hard, fast]"),
+        "choose one of hard, soft",
+    ),
+    (TINY.replace("seeds: 2", "seeds: 0"), "seeds=0 must be a whole number >= 1"),
+    (
+        TINY.replace("hidden_sizes: [16]", "batch_size: 8"),
+        "both fixed in base and searched in space",
+    ),
+    (TINY.replace("batch_size: 32, target", "batch_size: 64, target"), "lies outside the space"),
+    (TINY.replace("name: tpe", "name: anneal"), "sampler 'anneal' is unknown"),
+    (TINY.replace("n_startup_trials: 2", "n_startup: 2"), "pruner options are not accepted"),
+    (TINY.replace("aggregate: mean", "aggregate: best"), "objective.aggregate='best'"),
+    ("env: CartPole-v1\nbudget: [1]\nspace: {gamma: 0.9}\n", "'budget' must be a mapping"),
+    ("env: CartPole-v1\nspace: {gamma: [0.9\n", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize(("text", "says"), BAD)
+def test_bad_study_files_are_one_sentence_naming_file_and_key(tmp_path, text, says):
+    (tmp_path / "s.yaml").write_text(text)
+    with pytest.raises(TunerError, match=None) as err:
+        load_study_spec(tmp_path / "s.yaml")
+    assert says in str(err.value) and str(tmp_path / "s.yaml") in str(err.value)
+
+
+def test_run_rejects_a_bad_study_file_with_exit_2_and_writes_no_database(tmp_path):
+    (tmp_path / "s.yaml").write_text(BAD[1][0])
+    done = subprocess.run(
+        [sys.executable, "-m", "tuner.run", "--study", str(tmp_path / "s.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "not a DQNConfig field" in done.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "s.yaml"]

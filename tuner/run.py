@@ -1,0 +1,283 @@
+"""python -m tuner.run: tune DQN hyperparameters with Optuna, every trial kept in a database."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import multiprocessing as mp
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import sqlalchemy.exc
+import torch
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from tuner.cli import run_main
+from tuner.errors import TunerError
+from tuner.objective import objective
+from tuner.study import StudySpec, load_study_spec
+
+DEFAULT_STUDY = Path("studies/cartpole.yaml")
+HEARTBEAT_SECONDS = 5
+GRACE_SECONDS = 20
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tuner.run", description=__doc__)
+    p.add_argument(
+        "--study", type=Path, default=DEFAULT_STUDY, help="study file (default %(default)s)"
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=100,
+        help="run until the study holds this many finished (complete + pruned) trials",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)"
+    )
+    p.add_argument(
+        "--storage", default=None, help="SQLAlchemy URL (default sqlite:///studies/<name>.db)"
+    )
+    p.add_argument(
+        "--study-name", default=None, help="study name in the storage (default: file name)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=None, help="stop starting trials after this many seconds"
+    )
+    return p.parse_args(argv)
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """RDB storage with heartbeats, so a worker killed mid-trial has the trial failed and retried."""
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=2
+                ),
+            )
+    except (sqlalchemy.exc.SQLAlchemyError, ValueError, ImportError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200]
+        raise TunerError(f"cannot open storage {url!r}: {reason}") from None
+
+
+def count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+@contextlib.contextmanager
+def claim_lock(url: str) -> Iterator[None]:
+    """Serialise 'count, then ask' among the workers of one SQLite file, so exactly N finish."""
+    if not url.startswith("sqlite:///"):
+        yield  # other databases: workers may overshoot N by up to J - 1 trials
+        return
+    with open(url.removeprefix("sqlite:///") + ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class Heartbeat(threading.Thread):
+    """Record a running trial's heartbeat until stopped (what study.optimize does for its trials)."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, trial_id: int) -> None:
+        super().__init__(daemon=True)
+        self.storage, self.trial_id, self.done = storage, trial_id, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(HEARTBEAT_SECONDS):
+            self.storage.record_heartbeat(self.trial_id)
+
+    def __enter__(self) -> Heartbeat:
+        self.storage.record_heartbeat(self.trial_id)
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.join()
+
+
+def worker(
+    index: int,
+    study_path: str,
+    url: str,
+    name: str,
+    target: int,
+    deadline: float | None,
+    threads: int,
+) -> None:
+    """Ask, train and tell trials until the study holds `target` finished ones."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # this loop records heartbeats itself (class Heartbeat), which Optuna warns about
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+    torch.set_num_threads(threads)
+    spec = load_study_spec(study_path)
+    options = dict(spec.sampler_options)
+    if options.get("seed") is not None:
+        options["seed"] += index  # same seed in every worker would repeat the same suggestions
+    sampler = type(spec.make_sampler())(**options)
+    storage = open_storage(url)
+    study = optuna.load_study(
+        study_name=name, storage=storage, sampler=sampler, pruner=spec.make_pruner()
+    )
+    current = None  # the trial this worker owns, failed if anything interrupts it
+    try:
+        while deadline is None or time.time() < deadline:
+            with claim_lock(url):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+                if count(study, (*FINISHED, TrialState.RUNNING)) >= target:
+                    return
+                current = study.ask()
+            with Heartbeat(storage, current._trial_id):
+                try:
+                    value = objective(current, spec)
+                except optuna.TrialPruned:
+                    value = None
+            if value is None:
+                study.tell(current, state=TrialState.PRUNED)
+            else:
+                study.tell(current, value)
+            current = None
+    except BaseException as exc:  # Ctrl-C, or a bug: never leave the trial RUNNING
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this
+        if current is not None:
+            current.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+            study.tell(current, state=TrialState.FAIL)
+        if not isinstance(exc, KeyboardInterrupt):
+            raise  # a bug: its traceback belongs on screen
+
+
+def prepare_study(spec: StudySpec, url: str, name: str, command: str) -> optuna.Study:
+    """Create the study, or load it to resume; a new study gets the known configs enqueued."""
+    storage = open_storage(url)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        return study
+    except KeyError:
+        pass
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    study.set_metric_names(["return"])
+    study.set_user_attr("study_file", spec.path.read_text())
+    study.set_user_attr("command", command)
+    study.set_user_attr("sampler_seed", spec.sampler_options.get("seed"))
+    for params in spec.enqueue:
+        study.enqueue_trial(params)
+    return study
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    spec = load_study_spec(args.study)
+    if args.trials < 1 or args.jobs < 1:
+        raise TunerError("--trials and --jobs must be at least 1")
+    url = args.storage or spec.default_storage
+    name = args.study_name or spec.name
+    command = shlex.join(
+        ["python", "-m", "tuner.run", *(argv if argv is not None else sys.argv[1:])]
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = prepare_study(spec, url, name, command)
+    done = count(study, FINISHED)
+    if done >= args.trials:
+        print(
+            f"study {name!r} already holds {done} finished trials; "
+            f"run with --trials {done + 50} (or more) to extend it"
+        )
+        return 0
+
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    deadline = time.time() + args.timeout if args.timeout else None
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=worker, args=(i, str(spec.path), url, name, args.trials, deadline, threads)
+        )
+        for i in range(args.jobs)
+    ]
+    print(
+        f"tuning {spec.env} in study {name!r} ({url}): {args.jobs} worker(s), until "
+        f"{args.trials} finished trials; {spec.seeds} seeds x {spec.steps:,} steps per trial"
+    )
+    for p in procs:
+        p.start()
+    try:
+        watch(study, procs, done, args.trials)
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
+        for p in procs:
+            p.join(timeout=15)
+            if p.is_alive():
+                p.terminate()
+        print(
+            "interrupted: running trials were marked failed; run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    failed = [p.exitcode for p in procs if p.exitcode]
+    summary(study, name, url)
+    if failed:
+        print(
+            f"{len(failed)} worker(s) stopped with an error; see the failed trials' 'error' attribute",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def watch(study: optuna.Study, procs: list, start: int, target: int) -> None:
+    """A progress bar over finished trials until every worker has exited."""
+    bar = tqdm(total=target, initial=start, unit="trial", dynamic_ncols=True)
+    while any(p.is_alive() for p in procs):
+        time.sleep(1.0)
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state in FINISHED]
+        pruned = sum(t.state == TrialState.PRUNED for t in trials)
+        best = max((t.value for t in trials if t.state == TrialState.COMPLETE), default=None)
+        bar.set_postfix(pruned=pruned, best="-" if best is None else f"{best:.1f}", refresh=False)
+        bar.update(min(len(finished), target) - bar.n)
+    bar.close()
+
+
+def summary(study: optuna.Study, name: str, url: str) -> None:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    print(f"{len(complete) + pruned} finished trials ({pruned} pruned) in study {name!r}")
+    if complete:
+        best = max(complete, key=lambda t: t.value)
+        print(
+            f"best: trial {best.number}, value {best.value:.1f}, seeds' final returns "
+            f"{best.user_attrs.get('final_returns')}"
+        )
+        for key, value in best.params.items():
+            print(f"  {key}: {value}")
+    print(f"watch it: optuna-dashboard {url}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

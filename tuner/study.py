@@ -1,0 +1,229 @@
+"""A study file (studies/<name>.yaml): the task, the per-trial budget, the objective, the search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from tuner.config import DQNConfig, did_you_mean, read_yaml
+from tuner.errors import TunerError
+from tuner.space import Param, parse_space
+
+SAMPLERS = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "gp": optuna.samplers.GPSampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "qmc": optuna.samplers.QMCSampler,
+}
+PRUNERS = {
+    "median": optuna.pruners.MedianPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "wilcoxon": optuna.pruners.WilcoxonPruner,
+    "none": optuna.pruners.NopPruner,
+}
+AGGREGATES = ("mean", "median", "min", "iqm")
+KEYS = ("env", "budget", "seeds", "objective", "base", "space", "enqueue", "sampler", "pruner")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    path: Path
+    env: str
+    steps: int
+    """Env steps per seed in every trial."""
+    eval_every: int
+    eval_episodes: int
+    seeds: int
+    """Seeds trained together in every trial."""
+    aggregate: str
+    """How the seeds' returns at one evaluation become one number: mean, median, min or iqm."""
+    last_evals: int
+    """The trial's value is the aggregate averaged over its last n evaluations."""
+    base: dict[str, Any]
+    space: dict[str, Param]
+    enqueue: list[dict[str, Any]]
+    sampler: str
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    pruner: str = "median"
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def default_storage(self) -> str:
+        return f"sqlite:///{self.path.parent / (self.name + '.db')}"
+
+    def fixed(self) -> dict[str, Any]:
+        """The DQNConfig fields no trial changes: base, env and budget."""
+        return {
+            **self.base,
+            "env": self.env,
+            "total_steps": self.steps,
+            "eval_every": self.eval_every,
+            "eval_episodes": self.eval_episodes,
+        }
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        return SAMPLERS[self.sampler](**self.sampler_options)
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        return PRUNERS[self.pruner](**self.pruner_options)
+
+
+def aggregate(returns: np.ndarray, how: str) -> float:
+    """One number from the seeds' returns; iqm is the mean of the middle half (as in rliable)."""
+    values = np.sort(np.asarray(returns, dtype=float))
+    if how == "mean":
+        return float(values.mean())
+    if how == "median":
+        return float(np.median(values))
+    if how == "min":
+        return float(values[0])
+    cut = int(len(values) * 0.25)
+    return float(values[cut : len(values) - cut].mean())
+
+
+def load_study_spec(path: str | Path) -> StudySpec:
+    """Read and check a study file; every problem is one sentence naming the file and the key."""
+    path = Path(path)
+    data = read_yaml(path)
+    src = str(path)
+    for key in data:
+        if key not in KEYS:
+            raise TunerError(f"{src}: unknown key {key!r}{did_you_mean(str(key), list(KEYS))}")
+    for key in ("env", "budget", "space"):
+        if key not in data:
+            raise TunerError(f"{src}: missing {key!r}; see studies/cartpole.yaml for an example")
+
+    budget = _mapping(data, "budget", src)
+    _only(budget, ("steps", "eval_every", "eval_episodes"), f"{src}: budget")
+    steps = _positive_int(budget.get("steps"), f"{src}: budget.steps")
+    eval_every = _positive_int(
+        budget.get("eval_every", max(1, steps // 5)), f"{src}: budget.eval_every"
+    )
+    eval_episodes = _positive_int(budget.get("eval_episodes", 5), f"{src}: budget.eval_episodes")
+    seeds = _positive_int(data.get("seeds", 3), f"{src}: seeds")
+
+    objective = _mapping(data, "objective", src)
+    _only(objective, ("aggregate", "last"), f"{src}: objective")
+    how = objective.get("aggregate", "iqm")
+    if how not in AGGREGATES:
+        raise TunerError(
+            f"{src}: objective.aggregate={how!r}; choose one of {', '.join(AGGREGATES)}"
+        )
+    last = _positive_int(objective.get("last", 1), f"{src}: objective.last")
+
+    base = _mapping(data, "base", src)
+    space = parse_space(data["space"], source=src)
+    both = sorted(set(base) & set(space))
+    if both:
+        raise TunerError(
+            f"{src}: {both[0]!r} is both fixed in base and searched in space; keep one"
+        )
+    spec = StudySpec(
+        path=path,
+        env=str(data["env"]),
+        steps=steps,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        seeds=seeds,
+        aggregate=how,
+        last_evals=last,
+        base=base,
+        space=space,
+        enqueue=[],
+        sampler="tpe",
+    )
+    DQNConfig.from_dict(spec.fixed(), source=f"{src}: base")  # base and budget are valid fields
+    enqueue = [
+        _check_enqueued(entry, i, spec, src) for i, entry in enumerate(data.get("enqueue") or [])
+    ]
+    sampler, sampler_options = _component(data, "sampler", SAMPLERS, "tpe", src)
+    pruner, pruner_options = _component(data, "pruner", PRUNERS, "median", src)
+    spec = StudySpec(
+        **{
+            **spec.__dict__,
+            "enqueue": enqueue,
+            "sampler": sampler,
+            "sampler_options": sampler_options,
+            "pruner": pruner,
+            "pruner_options": pruner_options,
+        }
+    )
+    for kind, make in (("sampler", spec.make_sampler), ("pruner", spec.make_pruner)):
+        try:
+            make()
+        except (TypeError, ValueError) as exc:
+            raise TunerError(f"{src}: {kind} options are not accepted: {exc}") from None
+    return spec
+
+
+def _mapping(data: dict, key: str, src: str) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise TunerError(f"{src}: {key!r} must be a mapping of keys to values")
+    return value
+
+
+def _only(mapping: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise TunerError(f"{where}: unknown key {key!r}{did_you_mean(str(key), list(allowed))}")
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TunerError(f"{where}={value!r} must be a whole number >= 1")
+    return value
+
+
+def _component(data: dict, key: str, table: dict, default: str, src: str) -> tuple[str, dict]:
+    """`sampler: tpe` or `sampler: {name: tpe, seed: 0, ...options}`."""
+    value = data.get(key, default)
+    options = {}
+    if isinstance(value, dict):
+        options = {k: v for k, v in value.items() if k != "name"}
+        value = value.get("name", default)
+    if value not in table:
+        raise TunerError(f"{src}: {key} {value!r} is unknown; choose one of {', '.join(table)}")
+    return value, options
+
+
+def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> dict[str, Any]:
+    where = f"{src}: enqueue[{i}]"
+    if not isinstance(entry, dict):
+        raise TunerError(f"{where} must be a mapping of searched fields to values")
+    params = {}
+    for name, value in entry.items():
+        if name not in spec.space:
+            raise TunerError(
+                f"{where}.{name} is not searched in space; enqueue only searched fields"
+            )
+        param = spec.space[name]
+        if isinstance(value, list):
+            value = "x".join(map(str, value))
+        inside = (
+            (param.kind == "choice" and value in param.choices)
+            or (
+                param.kind in ("float", "int")
+                and isinstance(value, int | float)
+                and param.low <= value <= param.high
+            )
+            or (param.kind == "fixed" and value == param.value)
+        )
+        if not inside:
+            raise TunerError(f"{where}.{name}={value!r} lies outside the space; widen space.{name}")
+        if param.kind != "fixed":
+            params[name] = value
+    DQNConfig.from_dict({**spec.fixed(), **params}, source=where)
+    return params
