@@ -107,3 +107,23 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == killed.number
     assert retry.params == killed.params
+
+
+def test_unreachable_database_is_one_sentence_and_exit_2(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    done = run(tmp_path, "--storage", "postgresql://nobody@127.0.0.1:9/none", "--trials", "1")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "cannot open storage" in done.stderr
+
+
+def test_a_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(tmp_path):
+    blowup = TINY.replace("env: CartPole-v1", "env: tests.toy_envs:Blowup-v0").replace(
+        "base: {", "base: {loss: mse, grad_clip_norm: null, "
+    )
+    (tmp_path / "tiny.yaml").write_text(blowup)
+    done = run(tmp_path, "--trials", "2", "--jobs", "1")
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.PRUNED]
+    assert all("training diverged" in t.user_attrs["diverged"] for t in trials)
