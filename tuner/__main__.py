@@ -1,3 +1,7 @@
 """`python -m tuner` points at the commands."""
 
-print("usage: python -m tuner.train CONFIG.yaml [--seeds K]   (see README.md)")
+print(
+    "usage: python -m tuner.run [--study FILE] [--trials N]   tune (studies/cartpole.yaml)\n"
+    "       python -m tuner.train CONFIG.yaml [--seeds K]     train one config\n"
+    "see README.md"
+)

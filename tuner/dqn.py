@@ -92,7 +92,6 @@ def make_optimizer(config: DQNConfig, network: BatchedQNetwork) -> FlatOptimizer
     )
 
 
-@torch.no_grad()
 def td_targets(
     online: BatchedQNetwork, target: BatchedQNetwork, batch: Batch, double_dqn: bool
 ) -> torch.Tensor:
@@ -161,7 +160,6 @@ def update_target(target: BatchedQNetwork, online: BatchedQNetwork, config: DQNC
         target.params.lerp_(online.params, config.tau)
 
 
-@torch.no_grad()
 def evaluate(
     network: BatchedQNetwork, env_id: str, episodes: int, *, max_envs: int = 1024
 ) -> np.ndarray:
