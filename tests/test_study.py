@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -28,6 +30,12 @@ enqueue:
 sampler: {name: tpe, seed: 0}
 pruner: {name: median, n_startup_trials: 2}
 """
+
+
+def load_study_spec_text(text: str):
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "s.yaml").write_text(text)
+        return load_study_spec(Path(tmp) / "s.yaml")
 
 
 def test_default_study_searches_only_config_fields_and_covers_what_people_tune():
@@ -77,6 +85,28 @@ def test_fixed_trial_gives_the_config_and_skips_switched_off_fields():
     )
     assert config.tau == 0.01
     assert all(switch in field_names() for switch, _ in CONDITIONS.values())
+
+
+def test_a_range_bounded_by_another_field_follows_that_field_in_each_trial():
+    spec = load_study_spec("studies/cartpole.yaml")
+    assert spec.space["gradient_steps"].high == "train_frequency"
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(30):
+        trial = study.ask()
+        config = suggest_config(trial, spec.space, spec.fixed())
+        assert 1 <= config.gradient_steps <= config.train_frequency
+        study.tell(trial, 0.0)
+    tiny = load_study_spec_text(
+        TINY.replace("batch_size: [16, 32]", "batch_size: {low: 8, high: replay_size}")
+    )
+    config = suggest_config(
+        optuna.trial.FixedTrial(
+            {"learning_rate": 1e-3, "batch_size": 2000, "target_update": "hard"}
+        ),
+        tiny.space,
+        tiny.fixed(),
+    )
+    assert config.batch_size == 2000  # replay_size is fixed at 2000 in base
 
 
 def test_aggregates_are_hand_computed():
@@ -136,6 +166,20 @@ BAD = [
         "both fixed in base and searched in space",
     ),
     (TINY.replace("batch_size: 32, target", "batch_size: 64, target"), "lies outside the space"),
+    (
+        TINY.replace("batch_size: [16, 32]", "batch_size: {low: 8, high: replay_sise}"),
+        "bounded by 'replay_sise', which is not a DQNConfig field; did you mean 'replay_size'",
+    ),
+    (
+        TINY.replace("batch_size: [16, 32]", "batch_size: {low: 8, high: activation}"),
+        "bounded by 'activation', which is not a number",
+    ),
+    (
+        TINY.replace("batch_size: [16, 32]", "batch_size: {low: 8, high: replay_size}").replace(
+            "batch_size: 32, target", "batch_size: 4000, target"
+        ),
+        "lies outside the space",
+    ),
     (TINY.replace("name: tpe", "name: anneal"), "sampler 'anneal' is unknown"),
     (TINY.replace("n_startup_trials: 2", "n_startup: 2"), "pruner options are not accepted"),
     (TINY.replace("aggregate: mean", "aggregate: best"), "objective.aggregate='best'"),

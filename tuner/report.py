@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import optuna
 
 
 def write_curve_csv(steps: list[int], returns: np.ndarray, seeds: list[int], path: Path) -> None:
@@ -61,3 +63,42 @@ def seed_table(seeds: list[int], final: np.ndarray, best: np.ndarray) -> str:
     lines.append(f"{'mean':>6}  {final.mean():>8.1f}  {best.mean():>8.1f}")
     lines.append(f"{'std':>6}  {final.std():>8.1f}  {best.std():>8.1f}")
     return "\n".join(lines)
+
+
+def plot_study(study: optuna.Study, out: Path, *, slices: int = 4) -> dict[str, Path]:
+    """The study's plots as PNGs: optimization history, parameter importances, slice plots of the
+    most important parameters, intermediate values. A plot the study cannot have yet (importances
+    need two complete trials with different params) is left out and named in the result's keys
+    only when it exists."""
+    out.mkdir(parents=True, exist_ok=True)
+    vis = optuna.visualization.matplotlib
+    made: dict[str, Path] = {}
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    important: list[str] = []
+    if len(complete) >= 2:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "some regimes have less than 2 trials"
+                importances = optuna.importance.get_param_importances(study)
+            important = list(importances)[:slices]
+        except (RuntimeError, ValueError):
+            importances = {}
+    jobs = {
+        "history": lambda: vis.plot_optimization_history(study),
+        "importances": (lambda: vis.plot_param_importances(study)) if important else None,
+        "slices": (lambda: vis.plot_slice(study, params=important)) if important else None,
+        "intermediate": lambda: vis.plot_intermediate_values(study),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+        for name, job in jobs.items():
+            if job is None:
+                continue
+            ax = job()
+            fig = np.asarray(ax).flat[0].figure
+            fig.set_size_inches(max(fig.get_size_inches()[0], 7), max(fig.get_size_inches()[1], 4))
+            fig.tight_layout()
+            fig.savefig(out / f"{name}.png", dpi=110)
+            plt.close(fig)
+            made[name] = out / f"{name}.png"
+    return made

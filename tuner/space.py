@@ -32,17 +32,30 @@ class Param:
 
     name: str
     kind: str  # "float", "int", "choice" or "fixed"
-    low: float = 0.0
-    high: float = 0.0
+    low: float | str = 0.0  # a number, or the name of a field sampled before this one
+    high: float | str = 0.0
     log: bool = False
     choices: tuple[Any, ...] = ()
     value: Any = None
 
-    def suggest(self, trial: optuna.Trial) -> Any:
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        """The fields whose values bound this one's range (`high: train_frequency`)."""
+        return tuple(b for b in (self.low, self.high) if isinstance(b, str))
+
+    def bounds(self, values: dict[str, Any]) -> tuple[float, float]:
+        """The range in a trial whose other fields are `values` (defaults where absent)."""
+        return tuple(
+            values.get(b, getattr(DQNConfig, b)) if isinstance(b, str) else b
+            for b in (self.low, self.high)
+        )
+
+    def suggest(self, trial: optuna.Trial, values: dict[str, Any]) -> Any:
+        low, high = self.bounds(values)
         if self.kind == "float":
-            return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+            return trial.suggest_float(self.name, low, high, log=self.log)
         if self.kind == "int":
-            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+            return trial.suggest_int(self.name, int(low), int(high), log=self.log)
         if self.kind == "choice":
             return trial.suggest_categorical(self.name, list(self.choices))
         return self.value
@@ -65,6 +78,18 @@ def parse_space(space: Any, *, source: str) -> dict[str, Param]:
                 f"{where} is set by the study itself (env, budget, seeds), not searched"
             )
         params[name] = _parse_param(name, spec, hints[name], where)
+    for param in params.values():
+        for other in param.depends_on:
+            where = f"{source}: space.{param.name}"
+            if other not in names:
+                raise TunerError(
+                    f"{where} is bounded by '{other}', which is not a DQNConfig field"
+                    f"{did_you_mean(other, names)}"
+                )
+            if hints[other] not in (int, float):
+                raise TunerError(f"{where} is bounded by '{other}', which is not a number")
+            if other in params and params[other].depends_on:
+                raise TunerError(f"{where} is bounded by '{other}', whose own range is bounded")
     return params
 
 
@@ -75,13 +100,16 @@ def _parse_param(name: str, spec: Any, hint: Any, where: str) -> Param:
         if unknown or not {"low", "high"} <= set(spec):
             raise TunerError(f"{where} must be {{low: L, high: H}} with optional log: true")
         low, high, log = spec["low"], spec["high"], bool(spec.get("log", False))
-        for bound in (low, high):
+        numbers = [b for b in (low, high) if not isinstance(b, str)]
+        for bound in numbers:
             _check_value(name, bound, where)
-        if not low < high:
+        if isinstance(low, str) and isinstance(high, str):
+            raise TunerError(f"{where} may name another field as one bound, not both")
+        if len(numbers) == 2 and not low < high:
             raise TunerError(
                 f"{where} has an empty or inverted range [{low}, {high}]; make low < high"
             )
-        if log and low <= 0:
+        if log and not isinstance(low, str) and low <= 0:
             raise TunerError(f"{where} is log-scaled, so low must be > 0 (got {low})")
         return Param(name, "int" if is_int else "float", low=low, high=high, log=log)
     if isinstance(spec, list) and _is_choice_list(spec, hint):
@@ -112,12 +140,13 @@ def _check_value(name: str, value: Any, where: str) -> None:
 def suggest_config(
     trial: optuna.Trial, space: dict[str, Param], fixed: dict[str, Any]
 ) -> DQNConfig:
-    """Sample every searched field (switches first, then what they enable) over the fixed ones."""
+    """Sample every searched field over the fixed ones: switches and bounds first, then the fields
+    they enable or bound. A bound that names a field takes that field's value in this trial."""
     values = dict(fixed)
-    ordered = sorted(space.values(), key=lambda p: p.name in CONDITIONS)
+    ordered = sorted(space.values(), key=lambda p: (p.name in CONDITIONS, bool(p.depends_on)))
     for param in ordered:
         switch, allowed = CONDITIONS.get(param.name, (None, ()))
         if switch is not None and values.get(switch, getattr(DQNConfig, switch)) not in allowed:
             continue
-        values[param.name] = param.suggest(trial)
+        values[param.name] = param.suggest(trial, values)
     return DQNConfig.from_dict(values, source=f"trial {trial.number}")

@@ -199,6 +199,10 @@ def _component(data: dict, key: str, table: dict, default: str, src: str) -> tup
     return value, options
 
 
+def _within(value: float, bounds: tuple[float, float]) -> bool:
+    return bounds[0] <= value <= bounds[1]
+
+
 def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> dict[str, Any]:
     where = f"{src}: enqueue[{i}]"
     if not isinstance(entry, dict):
@@ -217,7 +221,7 @@ def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> dict[str, 
             or (
                 param.kind in ("float", "int")
                 and isinstance(value, int | float)
-                and param.low <= value <= param.high
+                and _within(value, param.bounds({**spec.fixed(), **entry}))
             )
             or (param.kind == "fixed" and value == param.value)
         )

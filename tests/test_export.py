@@ -1,0 +1,219 @@
+"""python -m tuner.export on a small real study: files, verification counts, artifacts, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from tests.test_study import TINY
+from tuner.config import load_config
+from tuner.export import FRESH_SEEDS
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def export(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tuner.export", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory) -> Path:
+    """A finished 6-trial study, made once by tuner.run; tests copy it before changing it."""
+    root = tmp_path_factory.mktemp("study")
+    (root / "tiny.yaml").write_text(TINY)
+    study = str(root / "tiny.yaml")
+    done = subprocess.run(
+        [sys.executable, "-m", "tuner.run", "--study", study, "--trials", "6", "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+@pytest.fixture
+def copy(study_dir, tmp_path) -> Path:
+    shutil.copy(study_dir / "tiny.yaml", tmp_path / "tiny.yaml")
+    shutil.copy(study_dir / "tiny.db", tmp_path / "tiny.db")
+    return tmp_path
+
+
+def load(root: Path) -> optuna.Study:
+    return optuna.load_study(study_name="tiny", storage=f"sqlite:///{root / 'tiny.db'}")
+
+
+def snapshot(root: Path) -> list[tuple]:
+    """Everything about the trials except their system attrs (where artifacts are listed)."""
+    return [
+        (t.number, t.state, t.value, t.params, t.user_attrs, t.intermediate_values)
+        for t in load(root).get_trials()
+    ]
+
+
+def test_export_writes_a_trainable_best_config_verified_on_fresh_seeds(copy):
+    before = snapshot(copy)
+    done = export("--study", str(copy / "tiny.yaml"), "--seeds", "3")
+    assert done.returncode == 0, done.stderr
+    out = copy / "tiny"
+    best = max(
+        (t for t in load(copy).get_trials() if t.state == TrialState.COMPLETE),
+        key=lambda t: t.value,
+    )
+    if not torch.cuda.is_available():
+        assert "no CUDA GPU found; retraining on the CPU" in done.stdout
+
+    config = load_config(out / "best.yaml")
+    assert config.learning_rate == best.params["learning_rate"]
+    assert config.total_steps == 1500 and config.seed == FRESH_SEEDS
+
+    summary = json.loads((out / "best" / "verification.json").read_text())
+    assert summary["trial"] == best.number and summary["episodes_per_seed"] == 100
+    assert summary["seeds"] == [FRESH_SEEDS, FRESH_SEEDS + 1, FRESH_SEEDS + 2]
+    assert len(summary["per_seed_mean"]) == 3 and summary["study_score"] == best.value
+    assert summary["successes"] == sum(r >= 475 for r in summary["per_seed_mean"])
+    for seed in summary["seeds"]:
+        assert (out / "best" / f"seed-{seed}.pt").is_file()
+
+    report = (out / "report.md").read_text()
+    assert f"trial {best.number}" in report and "| seed | mean return |" in report
+    assert report.count(f"| {FRESH_SEEDS}") == 1 and "learning_rate:" in report
+    pngs = [out / "best" / "curve.png", *sorted((out / "plots").glob("*.png"))]
+    assert {p.stem for p in pngs} >= {"curve", "history", "importances", "slices", "intermediate"}
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG and matplotlib.image.imread(png).shape[0] > 100
+        assert f"]({png.relative_to(out)})" in report
+
+    study = load(copy)
+    trial = study.trials[best.number]
+    names = {
+        m.filename for m in optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+    }
+    assert {"report.md", "curve.png", "verification.json", "history.png"} <= names
+    study_names = {m.filename for m in optuna.artifacts.get_all_artifact_meta(study)}
+    assert {"report.md", "history.png"} <= study_names
+    assert snapshot(copy) == before  # only artifacts were added
+
+    config_file, retrain_dir = str(out / "best.yaml"), str(copy / "retrain")
+    retrain = subprocess.run(
+        [sys.executable, "-m", "tuner.train", config_file, "--steps", "500", "--out", retrain_dir],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert retrain.returncode == 0, retrain.stderr
+
+
+def test_top_k_and_a_chosen_trial(copy):
+    done = export("--study", str(copy / "tiny.yaml"), "--top", "2", "--seeds", "2")
+    assert done.returncode == 0, done.stderr
+    ranked = sorted(
+        (t for t in load(copy).get_trials() if t.state == TrialState.COMPLETE),
+        key=lambda t: (-t.value, t.number),
+    )
+    out = copy / "tiny"
+    for rank, trial in enumerate(ranked[:2], start=1):
+        summary = json.loads((out / f"top-{rank}" / "verification.json").read_text())
+        assert summary["trial"] == trial.number
+        assert load_config(out / f"top-{rank}.yaml").batch_size == trial.params["batch_size"]
+    assert "| top-2 |" in (out / "report.md").read_text()
+
+    chosen = ranked[-1].number
+    done = export(
+        "--study",
+        str(copy / "tiny.yaml"),
+        "--trial",
+        str(chosen),
+        "--seeds",
+        "1",
+        "--out",
+        str(copy / "chosen"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        json.loads((copy / "chosen" / f"trial-{chosen}" / "verification.json").read_text())["trial"]
+        == chosen
+    )
+    assert (copy / "chosen" / f"trial-{chosen}.yaml").is_file()
+
+
+def test_storage_url_and_study_name_find_the_same_study(copy):
+    done = export(
+        "--storage",
+        f"sqlite:///{copy / 'tiny.db'}",
+        "--study-name",
+        "tiny",
+        "--seeds",
+        "1",
+        "--episodes",
+        "5",
+        "--out",
+        str(copy / "byurl"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        json.loads((copy / "byurl" / "best" / "verification.json").read_text())["aggregate"]
+        == "mean"
+    )  # read from the study file the study recorded
+
+
+def bad_cases(root: Path) -> list[tuple[list[str], str]]:
+    study = str(root / "tiny.yaml")
+    cases = [
+        (["--study", study, "--trial", "99"], "has no trial 99"),
+        (["--study", study, "--study-name", "nope"], "no study named 'nope'"),
+        (["--study", str(root / "other.yaml")], "no such file"),
+        (["--storage", f"sqlite:///{root / 'missing.db'}"], "no study database at"),
+        (
+            ["--storage", "postgresql://tuner@127.0.0.1:1/nothing", "--study-name", "tiny"],
+            "cannot open storage",
+        ),
+        (["--study", study, "--seeds", "0"], "must be at least 1"),
+        (["--study", study, "--device", "tpu"], "unknown device 'tpu'"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--study", study, "--device", "cuda"], "no CUDA GPU is available"))
+    return cases
+
+
+def test_bad_input_is_one_sentence_exit_2_and_changes_nothing(copy):
+    before = snapshot(copy)
+    files = sorted(p.name for p in copy.iterdir())
+    for args, says in bad_cases(copy):
+        done = export(*args, "--out", str(copy / "out"))
+        assert done.returncode == 2, (args, done.stderr)
+        assert says in done.stderr and done.stderr.count("\n") == 1, (args, done.stderr)
+        assert not (copy / "out").exists()
+    assert sorted(p.name for p in copy.iterdir()) == files
+    assert snapshot(copy) == before
+
+
+def test_a_study_without_a_complete_trial_and_a_pruned_trial_are_refused(copy):
+    study = load(copy)
+    pruned = [t.number for t in study.get_trials() if t.state != TrialState.COMPLETE]
+    empty = optuna.create_study(study_name="empty", storage=f"sqlite:///{copy / 'tiny.db'}")
+    empty.enqueue_trial({"learning_rate": 1e-3})
+    done = export("--storage", f"sqlite:///{copy / 'tiny.db'}", "--study-name", "empty")
+    assert done.returncode == 2 and "has no complete trial yet" in done.stderr
+    several = export("--storage", f"sqlite:///{copy / 'tiny.db'}")
+    assert several.returncode == 2 and "holds 2 studies" in several.stderr
+    if pruned:
+        done = export("--study", str(copy / "tiny.yaml"), "--trial", str(pruned[0]))
+        assert done.returncode == 2 and "not complete" in done.stderr
+    assert yaml.safe_load((copy / "tiny.yaml").read_text())["env"] == "CartPole-v1"

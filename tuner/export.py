@@ -1,0 +1,489 @@
+"""python -m tuner.export: write the best config, retrain it on fresh seeds, verify it, report.
+
+A tuning result is only worth what it does on seeds it has never seen. The export retrains the
+chosen trial's config on S seeds no trial used, in one batched run, evaluates each seed over 100
+greedy episodes, and compares that with the score the study saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import sys
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import sqlalchemy
+import torch
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner.cli import run_main
+from tuner.config import DQNConfig, save_config
+from tuner.dqn import TrainResult, evaluate, resolve_device, save_checkpoints, train
+from tuner.envs import check_env
+from tuner.errors import TunerError
+from tuner.report import plot_learning_curve, plot_study, write_curve_csv
+from tuner.study import aggregate, load_study_spec
+
+FRESH_SEEDS = 1_000_000
+"""Export seeds start here, far above the trial seeds (trial number x seeds per trial)."""
+GAP_WARNING = 0.10
+"""A verified score this much (relative) below the study's is called a likely false positive."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tuner.export", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--study", type=Path, default=None, help="study file (default studies/cartpole.yaml)"
+    )
+    p.add_argument("--storage", default=None, help="SQLAlchemy URL of the study's storage")
+    p.add_argument("--study-name", default=None, help="study name in --storage")
+    p.add_argument("--trial", type=int, default=None, help="export this trial number")
+    p.add_argument("--top", type=int, default=1, help="export and verify the K best trials")
+    p.add_argument("--seeds", type=int, default=10, help="fresh seeds to verify on (default 10)")
+    p.add_argument("--episodes", type=int, default=100, help="greedy episodes per seed")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default studies/<name>)")
+    args = p.parse_args(argv)
+    if args.seeds < 1 or args.top < 1 or args.episodes < 1:
+        raise TunerError("--seeds, --top and --episodes must be at least 1")
+    if args.trial is not None and args.top != 1:
+        raise TunerError("give --trial N or --top K, not both")
+    if args.study is not None and args.storage is not None:
+        raise TunerError("give --study FILE or --storage URL --study-name NAME, not both")
+    return args
+
+
+@dataclass
+class Source:
+    """Where the study lives: its storage URL, name, and the study file when there is one."""
+
+    url: str
+    name: str
+    steps: int | None = None
+    aggregate: str = "iqm"
+    out: Path = Path("studies")
+
+
+def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
+    """Load the study read-only in spirit: nothing is created, a missing one is a TunerError."""
+    if args.storage is None:
+        spec = load_study_spec(args.study or Path("studies/cartpole.yaml"))
+        source = Source(
+            spec.default_storage, args.study_name or spec.name, spec.steps, spec.aggregate
+        )
+        source.out = spec.path.parent / source.name
+    else:
+        source = Source(args.storage, args.study_name or "")
+        source.out = Path("studies") / (source.name or "study")
+    url = source.url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise TunerError(
+            f"no study database at {url.removeprefix('sqlite:///')}; "
+            "run python -m tuner.run first, or give --storage"
+        )
+    storage = open_existing(url)
+    names = [
+        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    ]
+    if not source.name:
+        if len(names) != 1:
+            raise TunerError(
+                f"{url} holds {len(names)} studies; name one with --study-name "
+                f"({', '.join(names) or 'none'})"
+            )
+        source.name = names[0]
+        source.out = Path("studies") / source.name
+    if source.name not in names:
+        raise TunerError(
+            f"no study named {source.name!r} in {url}; it holds: {', '.join(names) or 'none'}"
+        )
+    study = optuna.load_study(study_name=source.name, storage=storage)
+    if source.steps is None:  # no study file: read the budget the study recorded
+        recorded = study.user_attrs.get("study_file")
+        if recorded:
+            doc = yaml.safe_load(recorded) or {}
+            source.aggregate = doc.get("objective", {}).get("aggregate", "iqm")
+    return study, source
+
+
+def open_existing(url: str) -> optuna.storages.RDBStorage:
+    try:
+        return optuna.storages.RDBStorage(url, skip_table_creation=True)
+    except Exception as exc:  # any driver error: unreachable, bad credentials, not a database
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise TunerError(f"cannot open storage {url!r}: {reason}") from None
+
+
+def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[FrozenTrial]:
+    trials = study.get_trials(deepcopy=False)
+    if trial is not None:
+        match = [t for t in trials if t.number == trial]
+        if not match:
+            raise TunerError(
+                f"study {study.study_name!r} has no trial {trial} (trials 0-{len(trials) - 1})"
+            )
+        if match[0].state != TrialState.COMPLETE or "config" not in match[0].user_attrs:
+            raise TunerError(
+                f"trial {trial} is {match[0].state.name.lower()}, not complete; "
+                "export a complete trial"
+            )
+        return match
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and "config" in t.user_attrs]
+    if not complete:
+        raise TunerError(
+            f"study {study.study_name!r} has no complete trial yet; run python -m tuner.run first"
+        )
+    return sorted(complete, key=lambda t: (-t.value, t.number))[:top]
+
+
+def fresh_seeds(study: optuna.Study, n: int) -> list[int]:
+    """n seeds that no trial of the study trained on."""
+    used = {s for t in study.get_trials(deepcopy=False) for s in t.user_attrs.get("seeds", [])}
+    first = max(FRESH_SEEDS, max(used, default=0) + 1)
+    return list(range(first, first + n))
+
+
+@dataclass
+class Verified:
+    """One exported trial, retrained on fresh seeds and evaluated."""
+
+    trial: FrozenTrial
+    label: str
+    config: DQNConfig
+    seeds: list[int]
+    returns: np.ndarray
+    """[S, episodes]: every greedy episode of every seed."""
+    threshold: float | None
+    aggregate: str
+    curve_steps: list[int]
+    curve: np.ndarray
+    result: TrainResult
+
+    @property
+    def per_seed(self) -> np.ndarray:
+        return self.returns.mean(1)
+
+    @property
+    def verified_score(self) -> float:
+        """The study's aggregate over the seeds' verified means: comparable with trial.value."""
+        return aggregate(self.per_seed, self.aggregate)
+
+    @property
+    def gap(self) -> float:
+        return float(self.trial.value - self.verified_score)
+
+    @property
+    def suspicious(self) -> bool:
+        return self.gap > GAP_WARNING * max(abs(self.trial.value), 1e-9)
+
+    @property
+    def successes(self) -> int | None:
+        if self.threshold is None:
+            return None
+        return int((self.per_seed >= self.threshold).sum())
+
+    def summary(self) -> dict:
+        per_seed = self.per_seed
+        return {
+            "trial": self.trial.number,
+            "label": self.label,
+            "study_score": float(self.trial.value),
+            "verified_score": self.verified_score,
+            "aggregate": self.aggregate,
+            "gap": self.gap,
+            "likely_false_positive": self.suspicious,
+            "seeds": self.seeds,
+            "episodes_per_seed": int(self.returns.shape[1]),
+            "per_seed_mean": per_seed.round(2).tolist(),
+            "per_seed_std": self.returns.std(1).round(2).tolist(),
+            "per_seed_min": self.returns.min(1).round(2).tolist(),
+            "mean": float(per_seed.mean()),
+            "std": float(per_seed.std()),
+            "iqm": aggregate(per_seed, "iqm"),
+            "worst_seed": int(self.seeds[int(per_seed.argmin())]),
+            "worst": float(per_seed.min()),
+            "threshold": self.threshold,
+            "successes": self.successes,
+            "retrain_seconds": round(self.result.wall_seconds, 2),
+        }
+
+    def table(self) -> str:
+        """Per-seed verification lines (Markdown), then the summary lines."""
+        lines = [
+            "| seed | mean return | std | worst episode | last training eval |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for k, seed in enumerate(self.seeds):
+            ep = self.returns[k]
+            lines.append(
+                f"| {seed} | {ep.mean():.1f} | {ep.std():.1f} | {ep.min():.0f} | "
+                f"{self.curve[-1, k]:.1f} |"
+            )
+        return "\n".join(lines)
+
+    def headline(self) -> str:
+        s = self.summary()
+        text = (
+            f"{s['mean']:.1f} ± {s['std']:.1f} over {len(self.seeds)} seeds "
+            f"(IQM {s['iqm']:.1f}, worst seed {s['worst_seed']}: {s['worst']:.1f})"
+        )
+        if self.threshold is not None:
+            text += f", {s['successes']}/{len(self.seeds)} seeds ≥ {self.threshold:g}"
+        return text
+
+    def gap_line(self) -> str:
+        line = (
+            f"study score {self.trial.value:.1f} -> verified {self.verified_score:.1f} "
+            f"({self.aggregate} over seeds; gap {self.gap:+.1f})"
+        )
+        if self.suspicious:
+            line += (
+                f". LIKELY FALSE POSITIVE: the verified score is more than "
+                f"{GAP_WARNING:.0%} below what the study saw"
+            )
+        return line
+
+
+def verify(
+    trial: FrozenTrial,
+    label: str,
+    seeds: list[int],
+    device: torch.device,
+    episodes: int,
+    source: Source,
+) -> Verified:
+    config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
+    config = config.replace(seed=seeds[0])
+    if source.steps is not None and source.steps != config.total_steps:
+        config = config.replace(total_steps=source.steps)
+    print(
+        f"{label}: trial {trial.number} (study score {trial.value:.1f}), retraining "
+        f"{len(seeds)} fresh seeds x {config.total_steps:,} steps"
+    )
+    result = train(config, seeds=len(seeds), device=device, progress=True)
+    print(
+        f"  trained in {result.wall_seconds:.1f} s; evaluating {episodes} greedy episodes per seed"
+    )
+    returns = evaluate(result.network, config.env, episodes)
+    verified = Verified(
+        trial=trial,
+        label=label,
+        config=config,
+        seeds=seeds,
+        returns=returns,
+        threshold=check_env(config.env).reward_threshold,
+        aggregate=source.aggregate,
+        curve_steps=result.eval_steps,
+        curve=result.eval_returns,
+        result=result,
+    )
+    return verified
+
+
+def write_outputs(v: Verified, out: Path) -> None:
+    save_config(v.config, out / f"{v.label}.yaml")
+    folder = out / v.label
+    folder.mkdir(parents=True, exist_ok=True)
+    save_checkpoints(v.result, folder)
+    write_curve_csv(v.curve_steps, v.curve, v.seeds, folder / "curve.csv")
+    plot_learning_curve(
+        v.curve_steps,
+        v.curve,
+        v.seeds,
+        folder / "curve.png",
+        title=f"{v.config.env}: trial {v.trial.number} retrained on {len(v.seeds)} fresh seeds",
+        threshold=v.threshold,
+    )
+    (folder / "verification.json").write_text(json.dumps(v.summary(), indent=2) + "\n")
+
+
+def write_report(
+    study: optuna.Study,
+    source: Source,
+    verified: list[Verified],
+    plots: dict[str, Path],
+    out: Path,
+    device: torch.device,
+) -> Path:
+    """report.md: the verification of each exported config, its config, its curve, the study."""
+    trials = study.get_trials(deepcopy=False)
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    first = verified[0]
+    lines = [
+        f"# {study.study_name}: export of trial {first.trial.number}"
+        if len(verified) == 1
+        else f"# {study.study_name}: the {len(verified)} best trials, verified",
+        "",
+        f"Study `{study.study_name}` in `{source.url}`: {len(trials)} trials, {complete} complete, "
+        f"{pruned} pruned. Each exported config was retrained on {len(first.seeds)} seeds no "
+        f"trial used ({first.seeds[0]}-{first.seeds[-1]}), {first.config.total_steps:,} env steps "
+        f"each, in one batched run on {device.type.upper()}, then evaluated over "
+        f"{first.returns.shape[1]} greedy episodes per seed.",
+        "",
+    ]
+    if len(verified) > 1:
+        lines += [
+            "| rank | trial | study score | verified "
+            f"{first.aggregate} | mean ± std | worst seed | seeds solved |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for v in verified:
+            s = v.summary()
+            solved = "-" if s["successes"] is None else f"{s['successes']}/{len(v.seeds)}"
+            lines.append(
+                f"| {v.label} | {v.trial.number} | {v.trial.value:.1f} | {v.verified_score:.1f} "
+                f"| {s['mean']:.1f} ± {s['std']:.1f} | {s['worst']:.1f} | {solved} |"
+            )
+        lines.append("")
+    for v in verified:
+        lines += [
+            f"## {v.label}: trial {v.trial.number}",
+            "",
+            f"**Verified:** {v.headline()}.",
+            "",
+            f"**Study vs verified:** {v.gap_line()}.",
+            "",
+            v.table(),
+            "",
+            f"![learning curve]({v.label}/curve.png)",
+            "",
+            f"Config (`{v.label}.yaml`, accepted unchanged by `python -m tuner.train`):",
+            "",
+            "```yaml",
+            (out / f"{v.label}.yaml").read_text().rstrip(),
+            "```",
+            "",
+            f"Retrain it: `python -m tuner.train {out / (v.label + '.yaml')} "
+            f"--seeds {len(v.seeds)}`",
+            "",
+        ]
+    titles = {
+        "history": "Optimization history",
+        "importances": "Parameter importances",
+        "slices": "Slice plots of the most important parameters",
+        "intermediate": "Intermediate values (each trial's evaluations; pruned trials stop early)",
+    }
+    lines += ["## The study", ""]
+    for name, path in plots.items():
+        lines += [f"### {titles[name]}", "", f"![{name}]({path.relative_to(out)})", ""]
+    if "importances" not in plots:
+        lines += ["Parameter importances need at least two complete trials.", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def upload(
+    study: optuna.Study,
+    verified: list[Verified],
+    report: Path,
+    plots: dict[str, Path],
+    out: Path,
+) -> int:
+    """Attach the report and plots to each exported trial (and the study plots to the study) in
+    the study's artifact store, where optuna-dashboard shows them. Returns the files uploaded."""
+    store = optuna.artifacts.FileSystemArtifactStore(str(out / "artifacts"))
+    (out / "artifacts").mkdir(parents=True, exist_ok=True)
+    n = 0
+    for i, v in enumerate(verified):
+        files = [report, out / v.label / "curve.png", out / v.label / "verification.json"]
+        for path in files + (list(plots.values()) if i == 0 else []):
+            attach_to_finished_trial(store, study._storage, v.trial, path)
+            n += 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for path in [report, *plots.values()]:
+            optuna.artifacts.upload_artifact(
+                artifact_store=store, file_path=str(path), study_or_trial=study
+            )
+            n += 1
+    return n
+
+
+def attach_to_finished_trial(
+    store: optuna.artifacts.FileSystemArtifactStore,
+    storage: optuna.storages.BaseStorage,
+    trial: FrozenTrial,
+    path: Path,
+) -> None:
+    """What optuna.artifacts.upload_artifact does, for a trial that has already finished.
+
+    Optuna refuses to change a finished trial's attributes, but an export attaches its report to
+    the trial it verified; the artifact's meta goes in the same trial_system_attributes row that
+    upload_artifact writes (the storage JSON-encodes the JSON string it is given), which is where
+    optuna-dashboard looks.
+    """
+    artifact_id = str(uuid.uuid4())
+    mimetype, encoding = mimetypes.guess_type(path.name)
+    with open(path, "rb") as f:
+        store.write(artifact_id, f)
+    meta = {
+        "artifact_id": artifact_id,
+        "filename": path.name,
+        "mimetype": mimetype or "application/octet-stream",
+        "encoding": encoding,
+    }
+    rdb = getattr(storage, "_backend", storage)
+    with rdb.engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text(
+                "INSERT INTO trial_system_attributes (trial_id, key, value_json) "
+                "VALUES (:trial_id, :key, :value)"
+            ),
+            {
+                "trial_id": trial._trial_id,
+                "key": f"artifacts:{artifact_id}",
+                "value": json.dumps(json.dumps(meta)),
+            },
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    study, source = find_study(args)
+    chosen = choose_trials(study, args.trial, args.top)
+    device = resolve_device(args.device)  # --device cuda without a GPU fails here, before writing
+    out = args.out or source.out
+    if device.type == "cuda":
+        print(f"retraining on CUDA: {torch.cuda.get_device_name(device)}")
+    elif args.device == "auto":
+        print("no CUDA GPU found; retraining on the CPU")
+    else:
+        print("retraining on the CPU")
+    seeds = fresh_seeds(study, args.seeds)
+    labels = ["best"] if args.trial is None and args.top == 1 else None
+    if args.trial is not None:
+        labels = [f"trial-{args.trial}"]
+    labels = labels or [f"top-{i + 1}" for i in range(len(chosen))]
+
+    verified = [
+        verify(t, label, seeds, device, args.episodes, source) for t, label in zip(chosen, labels)
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    for v in verified:
+        write_outputs(v, out)
+    plots = plot_study(study, out / "plots")
+    report = write_report(study, source, verified, plots, out, device)
+    uploaded = upload(study, verified, report, plots, out)
+
+    for v in verified:
+        print(f"\n{v.label} (trial {v.trial.number}), {len(v.seeds)} fresh seeds:")
+        print(v.table())
+        print(v.headline())
+        print(v.gap_line())
+    print(f"\nwrote {', '.join(f'{v.label}.yaml' for v in verified)}, report.md and plots in {out}")
+    print(f"uploaded {uploaded} artifacts to the study's artifact store ({out / 'artifacts'})")
+    print(f"train it again: python -m tuner.train {out / (verified[0].label + '.yaml')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
