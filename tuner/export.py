@@ -29,6 +29,7 @@ from tuner.dqn import TrainResult, evaluate, resolve_device, save_checkpoints, t
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.report import plot_learning_curve, plot_study, write_curve_csv
+from tuner.run import sqlite_wait
 from tuner.study import aggregate, load_study_spec
 
 FRESH_SEEDS = 1_000_000
@@ -83,11 +84,6 @@ def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
         source = Source(args.storage, args.study_name or "")
         source.out = Path("studies") / (source.name or "study")
     url = source.url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise TunerError(
-            f"no study database at {url.removeprefix('sqlite:///')}; "
-            "run python -m tuner.run first, or give --storage"
-        )
     storage = open_existing(url)
     names = [
         s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
@@ -114,8 +110,16 @@ def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
 
 
 def open_existing(url: str) -> optuna.storages.RDBStorage:
+    """An existing storage; nothing is created (a missing SQLite file is a TunerError)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise TunerError(
+            f"no study database at {url.removeprefix('sqlite:///')}; "
+            "run python -m tuner.run first, or give --storage"
+        )
     try:
-        return optuna.storages.RDBStorage(url, skip_table_creation=True)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=sqlite_wait(url), skip_table_creation=True
+        )
     except Exception as exc:  # any driver error: unreachable, bad credentials, not a database
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise TunerError(f"cannot open storage {url!r}: {reason}") from None

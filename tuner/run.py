@@ -59,9 +59,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def sqlite_wait(url: str) -> dict:
+    """SQLite engine options: wait up to 60 s for another process's write lock, not 5."""
+    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats, so a worker killed mid-trial has the trial failed and retried."""
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    engine_kwargs = sqlite_wait(url)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -178,6 +183,11 @@ def prepare_study(spec: StudySpec, url: str, name: str, command: str) -> optuna.
         return study
     except KeyError:
         pass
+    if url.startswith("sqlite:///"):
+        # WAL lets readers (optuna-dashboard, tuner.export) read while a worker writes, and is
+        # kept in the database file, so every later connection uses it too
+        with storage.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     study.set_metric_names(["return"])
     study.set_user_attr("study_file", spec.path.read_text())
@@ -239,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     failed = [p.exitcode for p in procs if p.exitcode]
-    summary(study, name, url)
+    summary(study, name, url, spec, args.storage is None and args.study_name is None)
     if failed:
         print(
             f"{len(failed)} worker(s) stopped with an error; see the failed trials' 'error' attribute",
@@ -263,7 +273,7 @@ def watch(study: optuna.Study, procs: list, start: int, target: int) -> None:
     bar.close()
 
 
-def summary(study: optuna.Study, name: str, url: str) -> None:
+def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: bool) -> None:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
@@ -276,7 +286,11 @@ def summary(study: optuna.Study, name: str, url: str) -> None:
         )
         for key, value in best.params.items():
             print(f"  {key}: {value}")
-    print(f"watch it: optuna-dashboard {url}")
+    artifacts = (spec.path.parent if default else Path("studies")) / name / "artifacts"
+    print(f"watch it: optuna-dashboard {url} --artifact-dir {artifacts}")
+    where = f"--study {spec.path}" if default else f"--storage {url} --study-name {name}"
+    if complete:
+        print(f"export and verify the best: python -m tuner.export {where}")
 
 
 if __name__ == "__main__":

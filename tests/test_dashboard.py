@@ -1,0 +1,151 @@
+"""python -m tuner.dashboard in a real headless Chromium, on a study that 2 workers are tuning."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.test_study import TINY
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("TUNER_TEST_ARTIFACTS", "test-artifacts"))
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except OSError as exc:
+        return getattr(exc, "code", 0), str(exc)
+
+
+def wait_for(check, seconds: float, what: str):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def complete_trials(db: Path) -> list[optuna.trial.FrozenTrial]:
+    if not db.exists():
+        return []
+    try:
+        study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
+    except KeyError:
+        return []
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def test_dashboard_shows_a_live_study_and_an_exported_trial_in_chromium(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 3000"))
+    study, db = str(tmp_path / "tiny.yaml"), tmp_path / "tiny.db"
+    tuning = subprocess.Popen(
+        [sys.executable, "-m", "tuner.run", "--study", study, "--trials", "10", "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    dashboard = None
+    try:
+        wait_for(lambda: complete_trials(db), 180, "a first complete trial")
+        dashboard = subprocess.Popen(
+            [sys.executable, "-m", "tuner.dashboard", "--study", study, "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_for(lambda: get(f"{base}/api/studies")[0] == 200, 60, "the dashboard to answer")
+
+        # poll the study the way the dashboard's live update does, while the workers write
+        polls, stop = [], threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                polls.append(get(f"{base}/api/studies/1?after=0")[0])
+                time.sleep(0.2)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/dashboard/")
+            page.get_by_text("tiny", exact=False).first.click()
+            page.wait_for_url("**/studies/1")
+            page.goto(f"{base}/dashboard/studies/1/trials")
+            page.get_by_text("Trial 0", exact=True).first.click()
+            page.get_by_text("Intermediate Values").first.wait_for()
+            body = page.inner_text("body")
+            assert "Intermediate Values" in body and "User Attributes" in body
+            assert '"env": "CartPole-v1"' in body  # the config user attr
+            assert "learning_rate" in body and "0.001" in body  # the enqueued trial's params
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-trial.png"), full_page=True)
+
+            _, err = tuning.communicate(timeout=300)
+            stop.set()
+            poller.join()
+            assert tuning.returncode == 0, err
+            trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").get_trials()
+            assert [t.state for t in trials if t.state == TrialState.FAIL] == []
+            assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 10
+            assert polls and set(polls) == {200}, set(polls)
+
+            quick = ["--seeds", "2", "--episodes", "5"]
+            exported = subprocess.run(
+                [sys.executable, "-m", "tuner.export", "--study", study, *quick],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert exported.returncode == 0, exported.stderr
+            best = max(complete_trials(db), key=lambda t: t.value).number
+            page.goto(f"{base}/dashboard/studies/1/trials")
+            page.get_by_text(f"Trial {best}", exact=True).first.click()
+            page.get_by_text("report.md").first.wait_for()
+            assert "curve.png" in page.inner_text("body")
+            page.screenshot(path=str(ARTIFACTS / "dashboard-exported-trial.png"), full_page=True)
+            browser.close()
+    finally:
+        for proc in (tuning, dashboard):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+def test_dashboard_bad_input_is_one_sentence(tmp_path):
+    missing = subprocess.run(
+        [sys.executable, "-m", "tuner.dashboard", "--storage", f"sqlite:///{tmp_path}/none.db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "no study database at" in missing.stderr
+    assert not (tmp_path / "none.db").exists()
