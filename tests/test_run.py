@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
@@ -58,7 +59,8 @@ def test_two_workers_reach_exactly_n_finished_trials_and_resume_adds_more(tmp_pa
     assert full.returncode == 0 and "already holds 8 finished trials" in full.stdout
 
 
-def test_ctrl_c_stops_workers_and_leaves_no_trial_running(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_workers_and_leaves_no_trial_running(tmp_path, sig):
     (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
     proc = run(tmp_path, "--trials", "4", "--jobs", "2", wait=False)
     deadline = time.time() + 120
@@ -66,7 +68,7 @@ def test_ctrl_c_stops_workers_and_leaves_no_trial_running(tmp_path):
         time.sleep(1)
         if TrialState.RUNNING in states(tmp_path):
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "run the same command to resume" in err
     after = states(tmp_path)

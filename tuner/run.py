@@ -13,16 +13,19 @@ import sys
 import threading
 import time
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
+import sqlalchemy.pool
 import torch
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from tuner.cli import run_main
+from tuner.cli import run_main, sigterm_as_ctrl_c
 from tuner.errors import TunerError
 from tuner.objective import objective
 from tuner.study import StudySpec, load_study_spec
@@ -88,18 +91,50 @@ def count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-@contextlib.contextmanager
-def claim_lock(url: str) -> Iterator[None]:
-    """Serialise 'count, then ask' among the workers of one SQLite file, so exactly N finish."""
-    if not url.startswith("sqlite:///"):
-        yield  # other databases: workers may overshoot N by up to J - 1 trials
-        return
-    with open(url.removeprefix("sqlite:///") + ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+class ClaimLock:
+    """Serialises 'count, then ask' among all workers of one study, so exactly N trials finish.
+
+    SQLite: an flock on a file beside the database (workers share this machine). PostgreSQL and
+    MySQL: a session-level advisory lock on the server, so workers on many machines take turns;
+    it is released by the server if the worker dies.
+    """
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url, self.conn, self.file = url, None, None
+        self.key = zlib.crc32(f"tuner:{name}".encode())  # fits PostgreSQL's bigint lock key
+        self.name = f"tuner:{name}"[:64]
+        if url.startswith("sqlite:///"):
+            self.file = open(url.removeprefix("sqlite:///") + ".lock", "w")  # noqa: SIM115
+        elif url.startswith(("postgresql", "mysql")):
+            self.conn = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool).connect()
+
+    def _sql(self, statement: str) -> None:
+        self.conn.execute(sqlalchemy.text(statement), {"key": self.key, "name": self.name})
+        self.conn.commit()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if self.file is not None:
+            fcntl.flock(self.file, fcntl.LOCK_EX)
+        elif self.url.startswith("postgresql"):
+            self._sql("SELECT pg_advisory_lock(:key)")
+        elif self.url.startswith("mysql"):
+            self._sql("SELECT GET_LOCK(:name, -1)")
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if self.file is not None:
+                fcntl.flock(self.file, fcntl.LOCK_UN)
+            elif self.url.startswith("postgresql"):
+                self._sql("SELECT pg_advisory_unlock(:key)")
+            elif self.url.startswith("mysql"):
+                self._sql("SELECT RELEASE_LOCK(:name)")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.conn is not None:
+            self.conn.close()
 
 
 class Heartbeat(threading.Thread):
@@ -133,6 +168,7 @@ def worker(
     threads: int,
 ) -> None:
     """Ask, train and tell trials until the study holds `target` finished ones."""
+    sigterm_as_ctrl_c()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # this loop records heartbeats itself (class Heartbeat), which Optuna warns about
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
@@ -147,9 +183,10 @@ def worker(
         study_name=name, storage=storage, sampler=sampler, pruner=spec.make_pruner()
     )
     current = None  # the trial this worker owns, failed if anything interrupts it
+    lock = ClaimLock(url, name)
     try:
         while deadline is None or time.time() < deadline:
-            with claim_lock(url):
+            with lock.held():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)
@@ -173,6 +210,8 @@ def worker(
             study.tell(current, state=TrialState.FAIL)
         if not isinstance(exc, KeyboardInterrupt):
             raise  # a bug: its traceback belongs on screen
+    finally:
+        lock.close()
 
 
 def prepare_study(spec: StudySpec, url: str, name: str, command: str) -> optuna.Study:
@@ -200,6 +239,7 @@ def prepare_study(spec: StudySpec, url: str, name: str, command: str) -> optuna.
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    sigterm_as_ctrl_c()
     spec = load_study_spec(args.study)
     if args.trials < 1 or args.jobs < 1:
         raise TunerError("--trials and --jobs must be at least 1")
