@@ -228,7 +228,9 @@ def prepare_study(spec: StudySpec, url: str, name: str, command: str) -> optuna.
         with storage.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
-    study.set_metric_names(["return"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["return"])
     study.set_user_attr("study_file", spec.path.read_text())
     study.set_user_attr("command", command)
     study.set_user_attr("sampler_seed", spec.sampler_options.get("seed"))
