@@ -1,7 +1,10 @@
-"""A real CartPole-v1 solve: the trainer must reproduce what a known-good config is known to do.
+"""A real CartPole-v1 solve: the trainer must reproduce what a verified config is known to do.
 
-studies/configs/cartpole_known_good.yaml scored 500 (greedy, 100 episodes) on each of the 12
-seeds we tried. Training is deterministic, so a change that breaks learning fails this test.
+studies/configs/cartpole_tuned.yaml (the default study's pick, 20k steps) scored 499.5 or more
+(greedy, 100 episodes) on each of 10 seeds on the CI machine. Training is deterministic on one
+machine, so a change that breaks learning fails this test. Float results differ between CPUs, so
+a config that is only lucky fails on another machine: cartpole_known_good.yaml scored 500 on
+seeds 0-11 on one machine and 428.5, 321.6 and 500 on seeds 0-2 on the next.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from tuner.dqn import evaluate, train
 
 
 @pytest.mark.slow
-def test_known_good_config_solves_cartpole_on_its_first_three_seeds():
-    config = load_config("studies/configs/cartpole_known_good.yaml")
+def test_tuned_config_solves_cartpole_on_its_first_three_seeds():
+    config = load_config("studies/configs/cartpole_tuned.yaml")
     result = train(config, seeds=3, device="cpu")
     returns = evaluate(result.network, config.env, 100).mean(1)
-    assert result.env_steps == 100_000 and result.eval_returns.shape == (10, 3)
+    assert result.env_steps == 20_000 and result.eval_returns.shape == (5, 3)
     assert (returns >= 475).all(), f"greedy returns over 100 episodes per seed: {returns}"
