@@ -1,0 +1,183 @@
+"""tuner.run against RL Zoo 3's `-optimize` for DQN on CartPole-v1, same trial budget, one run.
+
+    pip install -e ".[bench]"                    # SB3, rl_zoo3, and pandas for its report
+    python benchmarks/vs_zoo.py                  # 200 trials a side (over an hour on 2 cores)
+    python benchmarks/vs_zoo.py --trials 30      # a quicker look
+
+Both sides: TPE and the median pruner, the default study's env steps per trial and number of
+evaluations, 2 processes on one SQLite storage (RL Zoo: two `rl_zoo3.train -optimize` processes
+sharing --storage, as its maintainers advise; tuner: `tuner.run --jobs 2`). Each side's best
+config is then retrained on 5 fresh seeds and scored by the same greedy evaluator over 100
+episodes. Prints a table and writes benchmarks/results/vs_zoo.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from tuner.config import DQNConfig
+from tuner.dqn import evaluate, train
+from tuner.study import load_study_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from vs_sb3 import sb3_returns  # noqa: E402  the same greedy evaluator as tuner's
+
+FRESH = 2_000_000  # retraining seeds, used by neither side's search
+
+
+def summarize(url: str, name: str, wall: float) -> dict:
+    study = optuna.load_study(study_name=name, storage=url)
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    return {
+        "wall_s": round(wall, 1),
+        "finished": len(finished),
+        "failed": sum(t.state == TrialState.FAIL for t in trials),
+        "pruned_share": round(pruned / max(len(finished), 1), 3),
+        "s_per_finished_trial": round(wall / max(len(finished), 1), 2),
+        "best_value": study.best_value,
+        "best_trial": study.best_trial.number,
+        "best_params": study.best_trial.params,
+    }
+
+
+def run_zoo(tmp: Path, trials: int, steps: int, evals: int, episodes: int) -> dict:
+    url = f"sqlite:///{tmp / 'zoo.db'}"
+    base = [sys.executable, "-m", "rl_zoo3.train", "--algo", "dqn", "--env", "CartPole-v1"]
+    base += ["-optimize", "--sampler", "tpe", "--pruner", "median", "--n-jobs", "1"]
+    base += ["--n-timesteps", str(steps), "--n-evaluations", str(evals)]
+    base += ["--eval-episodes", str(episodes), "--storage", url, "--study-name", "zoo"]
+    base += ["--no-optim-plots", "--max-total-trials", str(trials), "--n-trials", str(trials)]
+    start = time.perf_counter()
+    procs = []
+    for i in range(2):  # the first process creates the study; the second joins it
+        err = open(tmp / f"zoo-{i}.err", "w")  # noqa: SIM115
+        cmd = base + ["--seed", str(i), "-f", str(tmp / f"zoo-logs-{i}")]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err))
+        time.sleep(5)
+    for proc in procs:
+        proc.wait()
+    wall = time.perf_counter() - start
+    if any(proc.returncode for proc in procs):
+        err = (tmp / "zoo-0.err").read_text()[-800:] + (tmp / "zoo-1.err").read_text()[-800:]
+        raise SystemExit(f"rl_zoo3 failed:\n{err}")
+    return summarize(url, "zoo", wall)
+
+
+def zoo_retrain(params: dict, steps: int, seeds: list[int], episodes: int) -> list[float]:
+    """RL Zoo's best params, turned into SB3 kwargs by RL Zoo's own converter, on fresh seeds."""
+    import rl_zoo3
+    import yaml
+    from rl_zoo3.hyperparams_opt import convert_offpolicy_params
+    from stable_baselines3 import DQN
+
+    kwargs = convert_offpolicy_params(dict(params))
+    zoo_yml = Path(rl_zoo3.__file__).parent / "hyperparams" / "dqn.yml"
+    fixed = yaml.safe_load(zoo_yml.read_text())["CartPole-v1"]  # what -optimize does not sample
+    kwargs = {k: v for k, v in fixed.items() if k not in ("n_timesteps", "policy")} | kwargs
+    returns = []
+    for seed in seeds:
+        model = DQN("MlpPolicy", "CartPole-v1", seed=seed, device="cpu", **kwargs)
+        model.learn(steps)
+        returns.append(float(sb3_returns(model, episodes).mean()))
+    return returns
+
+
+def run_tuner(tmp: Path, trials: int) -> dict:
+    url = f"sqlite:///{tmp / 'tuner.db'}"
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "tuner.run", "--storage", url, "--trials", str(trials)]
+        + ["--jobs", "2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"tuner.run failed: {done.stderr[-800:]}")
+    return summarize(url, "cartpole", wall)
+
+
+def tuner_retrain(url: str, seeds: list[int], episodes: int) -> list[float]:
+    study = optuna.load_study(study_name="cartpole", storage=url)
+    config = DQNConfig.from_dict(study.best_trial.user_attrs["config"]).replace(seed=seeds[0])
+    result = train(config, seeds=len(seeds), device="cpu")
+    return evaluate(result.network, config.env, episodes).mean(1).tolist()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--trials", type=int, default=200)
+    p.add_argument("--retrain-seeds", type=int, default=5)
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/vs_zoo.json")
+    args = p.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = load_study_spec(ROOT / "studies/cartpole.yaml")
+    evals = spec.steps // spec.eval_every
+    seeds = list(range(FRESH, FRESH + args.retrain_seeds))
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        print(
+            f"RL Zoo: {args.trials} trials, {spec.steps:,} steps, {evals} evaluations", flush=True
+        )
+        zoo = run_zoo(tmp, args.trials, spec.steps, evals, spec.eval_episodes)
+        print(f"  {zoo}", flush=True)
+        print(f"tuner: {args.trials} trials", flush=True)
+        ours = run_tuner(tmp, args.trials)
+        print(f"  {ours}", flush=True)
+        print("retraining each side's best on fresh seeds", flush=True)
+        zoo["retrained"] = zoo_retrain(zoo["best_params"], spec.steps, seeds, args.episodes)
+        ours["retrained"] = tuner_retrain(f"sqlite:///{tmp / 'tuner.db'}", seeds, args.episodes)
+
+    rows = {"rl_zoo": zoo, "tuner": ours}
+    print(
+        f"\n{'':>8} {'s/trial':>8} {'pruned':>7} {'best':>7} {'retrained mean':>15} {'seeds>=475':>10}"
+    )
+    for name, r in rows.items():
+        ret = np.array(r["retrained"])
+        r["retrained_mean"] = round(float(ret.mean()), 1)
+        r["retrained_solved"] = int((ret >= 475).sum())
+        print(
+            f"{name:>8} {r['s_per_finished_trial']:>8.2f} {r['pruned_share']:>7.0%} "
+            f"{r['best_value']:>7.1f} {r['retrained_mean']:>15.1f} "
+            f"{r['retrained_solved']:>6}/{len(ret)}"
+        )
+    ratio = zoo["s_per_finished_trial"] / ours["s_per_finished_trial"]
+    print(f"wall time per finished trial: tuner is {ratio:.1f}x faster (target 10x)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "trials": args.trials,
+                "steps_per_trial": spec.steps,
+                "evaluations": evals,
+                "retrain_seeds": seeds,
+                "sides": rows,
+                "speedup_per_trial": round(ratio, 2),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
