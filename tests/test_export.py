@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from tests.test_study import TINY
 from tuner.config import load_config
-from tuner.export import FRESH_SEEDS
+from tuner.export import FRESH_SEEDS, tied_with
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -217,3 +217,10 @@ def test_a_study_without_a_complete_trial_and_a_pruned_trial_are_refused(copy):
         done = export("--study", str(copy / "tiny.yaml"), "--trial", str(pruned[0]))
         assert done.returncode == 2 and "not complete" in done.stderr
     assert yaml.safe_load((copy / "tiny.yaml").read_text())["env"] == "CartPole-v1"
+
+
+def test_ties_at_the_best_score_are_counted():
+    study = optuna.create_study(direction="maximize")
+    for value in (500.0, 500.0, 480.0, 500.0):
+        study.add_trial(optuna.trial.create_trial(value=value))
+    assert tied_with(study, study.trials[0]) == 2 and tied_with(study, study.trials[2]) == 0

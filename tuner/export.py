@@ -147,6 +147,15 @@ def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[Froz
     return sorted(complete, key=lambda t: (-t.value, t.number))[:top]
 
 
+def tied_with(study: optuna.Study, trial: FrozenTrial) -> int:
+    """How many other complete trials scored exactly what this one did (common at a capped
+    return such as CartPole's 500): the study cannot tell them apart, only verification can."""
+    return sum(
+        t.state == TrialState.COMPLETE and t.value == trial.value and t.number != trial.number
+        for t in study.get_trials(deepcopy=False)
+    )
+
+
 def fresh_seeds(study: optuna.Study, n: int) -> list[int]:
     """n seeds that no trial of the study trained on."""
     used = {s for t in study.get_trials(deepcopy=False) for s in t.user_attrs.get("seeds", [])}
@@ -486,6 +495,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwrote {', '.join(f'{v.label}.yaml' for v in verified)}, report.md and plots in {out}")
     print(f"uploaded {uploaded} artifacts to the study's artifact store ({out / 'artifacts'})")
     print(f"train it again: python -m tuner.train {out / (verified[0].label + '.yaml')}")
+    ties = tied_with(study, chosen[0]) if args.trial is None else 0
+    if ties and len(chosen) <= ties:
+        print(
+            f"{ties} other trial(s) tied with trial {chosen[0].number} at {chosen[0].value:.1f}; "
+            f"verify them all on the same seeds: python -m tuner.export --top {ties + 1}"
+        )
     return 0
 
 
