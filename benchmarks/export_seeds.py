@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from tuner.config import DQNConfig, load_config
 from tuner.dqn import evaluate, train
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from vs_sb3 import configs  # noqa: E402  RL Zoo's config, as DQNConfig and as SB3 arguments
 
 
 def verify_seconds(config: DQNConfig, seeds: int, device: str, episodes: int) -> dict:
@@ -51,23 +54,8 @@ def sb3_one_seed(steps: int) -> float:
     """Stable-Baselines3 training one seed of RL Zoo's CartPole DQN on the CPU (default threads)."""
     from stable_baselines3 import DQN
 
-    model = DQN(
-        "MlpPolicy",
-        "CartPole-v1",
-        learning_rate=2.3e-3,
-        batch_size=64,
-        buffer_size=100_000,
-        learning_starts=1000,
-        gamma=0.99,
-        target_update_interval=10,
-        train_freq=256,
-        gradient_steps=128,
-        exploration_fraction=0.16,
-        exploration_final_eps=0.04,
-        policy_kwargs=dict(net_arch=[256, 256]),
-        seed=0,
-        device="cpu",
-    )
+    kwargs = configs(steps)["rl_zoo"][1]  # the same SB3 arguments vs_sb3.py compares against
+    model = DQN("MlpPolicy", "CartPole-v1", seed=0, device="cpu", **kwargs)
     start = time.perf_counter()
     model.learn(steps)
     return time.perf_counter() - start
@@ -87,9 +75,7 @@ def main() -> None:
     args = p.parse_args()
 
     study = load_config(args.study_config).replace(eval_every=0)
-    zoo = load_config(ROOT / "studies/configs/rl_zoo_cartpole.yaml").replace(
-        total_steps=args.zoo_steps, eval_every=0, epsilon_decay_steps=int(0.16 * args.zoo_steps)
-    )
+    zoo = configs(args.zoo_steps)["rl_zoo"][0]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     plan = [("study", study, d, int(s)) for d in devices for s in args.sizes.split(",")]
     plan += [("rl_zoo", zoo, d, int(s)) for d in devices for s in args.zoo_sizes.split(",")]

@@ -15,8 +15,8 @@ import optuna
 
 from tuner.cli import run_main
 from tuner.errors import TunerError
-from tuner.export import open_existing
-from tuner.study import load_study_spec
+from tuner.run import DEFAULT_STUDY, open_storage
+from tuner.study import load_study_spec, study_dir
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,33 +41,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def resolve(args: argparse.Namespace) -> tuple[str, Path]:
-    """The storage URL and the artifact directory the command serves."""
-    if args.storage is not None:
-        url = args.storage
-        artifacts = args.artifact_dir
-        if artifacts is None:
-            names = [
-                s.study_name
-                for s in optuna.get_all_study_summaries(
-                    open_existing(url), include_best_trial=False
-                )
-            ]
-            artifacts = Path("studies") / (names[0] if len(names) == 1 else "shared") / "artifacts"
-        return url, artifacts
-    spec = load_study_spec(args.study or Path("studies/cartpole.yaml"))
-    return spec.default_storage, args.artifact_dir or spec.path.parent / spec.name / "artifacts"
+def resolve(args: argparse.Namespace) -> tuple[str, optuna.storages.RDBStorage, Path | None]:
+    """The storage URL, the opened storage, and the artifact directory the command serves."""
+    spec = None if args.storage else load_study_spec(args.study or DEFAULT_STUDY)
+    url = args.storage or spec.default_storage
+    storage = open_storage(url, existing=True)
+    if args.artifact_dir is not None or spec is not None:
+        return url, storage, args.artifact_dir or study_dir(spec.name, spec.path) / "artifacts"
+    names = [
+        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    ]
+    if len(names) == 1:
+        return url, storage, study_dir(names[0], None) / "artifacts"
+    print(f"{url} holds {len(names)} studies; give --artifact-dir to show one's exports")
+    return url, storage, None
 
 
-def command_line(url: str, artifacts: Path, host: str, port: int) -> str:
+def command_line(url: str, artifacts: Path | None, host: str, port: int) -> str:
     """The plain optuna-dashboard command that serves the same thing."""
-    return f"optuna-dashboard {url} --artifact-dir {artifacts} --host {host} --port {port}"
+    store = f" --artifact-dir {artifacts}" if artifacts is not None else ""
+    return f"optuna-dashboard {url}{store} --host {host} --port {port}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    url, artifacts = resolve(args)
-    storage = open_existing(url)
+    url, storage, artifacts = resolve(args)
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -78,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             ) from None
     import optuna_dashboard
 
-    artifacts.mkdir(parents=True, exist_ok=True)
-    store = optuna.artifacts.FileSystemArtifactStore(str(artifacts))
-    print(f"optuna-dashboard on {url}, artifacts in {artifacts}")
+    store = None
+    if artifacts is not None:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        store = optuna.artifacts.FileSystemArtifactStore(str(artifacts))
+    print(f"optuna-dashboard on {url}, artifacts in {artifacts or '(none)'}")
     print(f"open http://{args.host}:{args.port}/  (Ctrl-C stops it)")
     print(f"the same with the plain command: {command_line(url, artifacts, args.host, args.port)}")
     sys.stdout.flush()

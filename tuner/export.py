@@ -29,8 +29,8 @@ from tuner.dqn import TrainResult, evaluate, resolve_device, save_checkpoints, t
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.report import plot_learning_curve, plot_study, write_curve_csv
-from tuner.run import sqlite_wait
-from tuner.study import aggregate, load_study_spec
+from tuner.run import DEFAULT_STUDY, open_storage
+from tuner.study import aggregate, load_study_spec, study_dir
 
 FRESH_SEEDS = 1_000_000
 """Export seeds start here, far above the trial seeds (trial number x seeds per trial)."""
@@ -63,66 +63,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 @dataclass
 class Source:
-    """Where the study lives: its storage URL, name, and the study file when there is one."""
+    """Where the study lives, how its trials were scored, and where its exports go."""
 
     url: str
     name: str
-    steps: int | None = None
-    aggregate: str = "iqm"
-    out: Path = Path("studies")
+    aggregate: str
+    out: Path
 
 
 def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
-    """Load the study read-only in spirit: nothing is created, a missing one is a TunerError."""
-    if args.storage is None:
-        spec = load_study_spec(args.study or Path("studies/cartpole.yaml"))
-        source = Source(
-            spec.default_storage, args.study_name or spec.name, spec.steps, spec.aggregate
-        )
-        source.out = spec.path.parent / source.name
-    else:
-        source = Source(args.storage, args.study_name or "")
-        source.out = Path("studies") / (source.name or "study")
-    url = source.url
-    storage = open_existing(url)
+    """Load an existing study; nothing is created, and a missing one is a TunerError."""
+    spec = None if args.storage else load_study_spec(args.study or DEFAULT_STUDY)
+    url = args.storage or spec.default_storage
+    storage = open_storage(url, existing=True)
     names = [
         s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
     ]
-    if not source.name:
+    name = args.study_name or (spec.name if spec else None)
+    if name is None:
         if len(names) != 1:
             raise TunerError(
                 f"{url} holds {len(names)} studies; name one with --study-name "
                 f"({', '.join(names) or 'none'})"
             )
-        source.name = names[0]
-        source.out = Path("studies") / source.name
-    if source.name not in names:
+        name = names[0]
+    if name not in names:
         raise TunerError(
-            f"no study named {source.name!r} in {url}; it holds: {', '.join(names) or 'none'}"
+            f"no study named {name!r} in {url}; it holds: {', '.join(names) or 'none'}"
         )
-    study = optuna.load_study(study_name=source.name, storage=storage)
-    if source.steps is None:  # no study file: read the budget the study recorded
-        recorded = study.user_attrs.get("study_file")
-        if recorded:
-            doc = yaml.safe_load(recorded) or {}
-            source.aggregate = doc.get("objective", {}).get("aggregate", "iqm")
-    return study, source
-
-
-def open_existing(url: str) -> optuna.storages.RDBStorage:
-    """An existing storage; nothing is created (a missing SQLite file is a TunerError)."""
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise TunerError(
-            f"no study database at {url.removeprefix('sqlite:///')}; "
-            "run python -m tuner.run first, or give --storage"
-        )
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=sqlite_wait(url), skip_table_creation=True
-        )
-    except Exception as exc:  # any driver error: unreachable, bad credentials, not a database
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise TunerError(f"cannot open storage {url!r}: {reason}") from None
+    study = optuna.load_study(study_name=name, storage=storage)
+    # trials were scored with the study file the study recorded when it was created
+    recorded = yaml.safe_load(study.user_attrs.get("study_file") or "") or {}
+    how = recorded.get("objective", {}).get("aggregate") or (spec.aggregate if spec else "iqm")
+    return study, Source(url, name, how, study_dir(name, spec.path if spec else None))
 
 
 def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[FrozenTrial]:
@@ -175,8 +148,6 @@ class Verified:
     """[S, episodes]: every greedy episode of every seed."""
     threshold: float | None
     aggregate: str
-    curve_steps: list[int]
-    curve: np.ndarray
     result: TrainResult
 
     @property
@@ -237,7 +208,7 @@ class Verified:
             ep = self.returns[k]
             lines.append(
                 f"| {seed} | {ep.mean():.1f} | {ep.std():.1f} | {ep.min():.0f} | "
-                f"{self.curve[-1, k]:.1f} |"
+                f"{self.result.eval_returns[-1, k]:.1f} |"
             )
         return "\n".join(lines)
 
@@ -272,10 +243,9 @@ def verify(
     episodes: int,
     source: Source,
 ) -> Verified:
+    # the trial's own config: the study's budget, trained from the first fresh seed
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
     config = config.replace(seed=seeds[0])
-    if source.steps is not None and source.steps != config.total_steps:
-        config = config.replace(total_steps=source.steps)
     print(
         f"{label}: trial {trial.number} (study score {trial.value:.1f}), retraining "
         f"{len(seeds)} fresh seeds x {config.total_steps:,} steps"
@@ -284,20 +254,16 @@ def verify(
     print(
         f"  trained in {result.wall_seconds:.1f} s; evaluating {episodes} greedy episodes per seed"
     )
-    returns = evaluate(result.network, config.env, episodes)
-    verified = Verified(
+    return Verified(
         trial=trial,
         label=label,
         config=config,
         seeds=seeds,
-        returns=returns,
+        returns=evaluate(result.network, config.env, episodes),
         threshold=check_env(config.env).reward_threshold,
         aggregate=source.aggregate,
-        curve_steps=result.eval_steps,
-        curve=result.eval_returns,
         result=result,
     )
-    return verified
 
 
 def write_outputs(v: Verified, out: Path) -> None:
@@ -305,10 +271,10 @@ def write_outputs(v: Verified, out: Path) -> None:
     folder = out / v.label
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoints(v.result, folder)
-    write_curve_csv(v.curve_steps, v.curve, v.seeds, folder / "curve.csv")
+    write_curve_csv(v.result.eval_steps, v.result.eval_returns, v.seeds, folder / "curve.csv")
     plot_learning_curve(
-        v.curve_steps,
-        v.curve,
+        v.result.eval_steps,
+        v.result.eval_returns,
         v.seeds,
         folder / "curve.png",
         title=f"{v.config.env}: trial {v.trial.number} retrained on {len(v.seeds)} fresh seeds",
@@ -472,10 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("retraining on the CPU")
     seeds = fresh_seeds(study, args.seeds)
-    labels = ["best"] if args.trial is None and args.top == 1 else None
     if args.trial is not None:
         labels = [f"trial-{args.trial}"]
-    labels = labels or [f"top-{i + 1}" for i in range(len(chosen))]
+    elif args.top == 1:
+        labels = ["best"]
+    else:
+        labels = [f"top-{i + 1}" for i in range(len(chosen))]
 
     verified = [
         verify(t, label, seeds, device, args.episodes, source) for t, label in zip(chosen, labels)

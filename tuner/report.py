@@ -79,10 +79,9 @@ def plot_study(study: optuna.Study, out: Path, *, slices: int = 4) -> dict[str, 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "some regimes have less than 2 trials"
-                importances = optuna.importance.get_param_importances(study)
-            important = list(importances)[:slices]
-        except (RuntimeError, ValueError):
-            importances = {}
+                important = list(optuna.importance.get_param_importances(study))[:slices]
+        except (RuntimeError, ValueError):  # e.g. every complete trial has the same params
+            pass
     jobs = {
         "history": lambda: vis.plot_optimization_history(study),
         "importances": (lambda: vis.plot_param_importances(study)) if important else None,

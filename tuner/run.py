@@ -28,7 +28,7 @@ from tqdm import tqdm
 from tuner.cli import run_main, sigterm_as_ctrl_c
 from tuner.errors import TunerError
 from tuner.objective import objective
-from tuner.study import StudySpec, load_study_spec
+from tuner.study import StudySpec, load_study_spec, study_dir
 
 DEFAULT_STUDY = Path("studies/cartpole.yaml")
 HEARTBEAT_SECONDS = 5
@@ -62,28 +62,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def sqlite_wait(url: str) -> dict:
-    """SQLite engine options: wait up to 60 s for another process's write lock, not 5."""
-    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-
-
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """RDB storage with heartbeats, so a worker killed mid-trial has the trial failed and retried."""
-    engine_kwargs = sqlite_wait(url)
+def open_storage(url: str, *, existing: bool = False) -> optuna.storages.RDBStorage:
+    """The RDB storage at `url`. Workers get heartbeats, so a worker killed mid-trial has its trial
+    failed and retried. Readers (export, dashboard) pass existing=True: nothing is created, and a
+    missing SQLite file is a TunerError. SQLite connections wait up to 60 s for a write lock."""
+    path = url.removeprefix("sqlite:///")
+    if existing and url.startswith("sqlite:///") and not Path(path).is_file():
+        raise TunerError(
+            f"no study database at {path}; run python -m tuner.run first, or give --storage"
+        )
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # Optuna marks heartbeat retries experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=2
-                ),
-            )
-    except (sqlalchemy.exc.SQLAlchemyError, ValueError, ImportError) as exc:
-        reason = str(exc).strip().splitlines()[0][:200]
+            if existing:
+                options: dict = {"skip_table_creation": True}
+            else:
+                options = {
+                    "heartbeat_interval": HEARTBEAT_SECONDS,
+                    "grace_period": GRACE_SECONDS,
+                    "heartbeat_stale_trial_callback": (
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+                    ),
+                }
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+    except (
+        sqlalchemy.exc.SQLAlchemyError,
+        optuna.exceptions.StorageInternalError,  # wraps the driver's error; say that one
+        ValueError,
+        ImportError,
+    ) as exc:
+        reason = str(exc.__cause__ or exc).strip().splitlines()[0][:200]
         raise TunerError(f"cannot open storage {url!r}: {reason}") from None
 
 
@@ -328,7 +337,7 @@ def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: 
         )
         for key, value in best.params.items():
             print(f"  {key}: {value}")
-    artifacts = (spec.path.parent if default else Path("studies")) / name / "artifacts"
+    artifacts = study_dir(name, spec.path if default else None) / "artifacts"
     print(f"watch it: optuna-dashboard {url} --artifact-dir {artifacts}")
     where = f"--study {spec.path}" if default else f"--storage {url} --study-name {name}"
     if complete:

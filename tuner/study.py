@@ -78,6 +78,12 @@ class StudySpec:
         return PRUNERS[self.pruner](**self.pruner_options)
 
 
+def study_dir(name: str, study_file: Path | None) -> Path:
+    """Where a study's exports and artifact store live: studies/<name>/ beside its study file, or
+    under ./studies when the study is reached by --storage alone."""
+    return (study_file.parent if study_file is not None else Path("studies")) / name
+
+
 def aggregate(returns: np.ndarray, how: str) -> float:
     """One number from the seeds' returns; iqm is the mean of the middle half (as in rliable)."""
     values = np.sort(np.asarray(returns, dtype=float))
@@ -199,10 +205,6 @@ def _component(data: dict, key: str, table: dict, default: str, src: str) -> tup
     return value, options
 
 
-def _within(value: float, bounds: tuple[float, float]) -> bool:
-    return bounds[0] <= value <= bounds[1]
-
-
 def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> dict[str, Any]:
     where = f"{src}: enqueue[{i}]"
     if not isinstance(entry, dict):
@@ -216,12 +218,13 @@ def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> dict[str, 
         param = spec.space[name]
         if isinstance(value, list):
             value = "x".join(map(str, value))
+        low, high = param.bounds({**spec.fixed(), **entry})
         inside = (
             (param.kind == "choice" and value in param.choices)
             or (
                 param.kind in ("float", "int")
                 and isinstance(value, int | float)
-                and _within(value, param.bounds({**spec.fixed(), **entry}))
+                and low <= value <= high
             )
             or (param.kind == "fixed" and value == param.value)
         )
