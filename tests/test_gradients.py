@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from tuner.config import DQNConfig
 from tuner.dqn import gradient_step, make_optimizer, update_target
 from tuner.networks import BatchedQNetwork
-from tuner.optim import FlatOptimizer, clip_gradients
+from tuner.optim import FlatOptimizer, clip_gradients, flush_tiny
 
 
 def autograd_reference(net: BatchedQNetwork, obs, actions, targets, weights, loss: str):
@@ -97,6 +97,31 @@ def test_flat_optimizers_match_torch_optim(kind, decay, amsgrad):
         theirs.grad = grad.clone()
         ref.step()
     assert torch.allclose(ours, theirs.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_flush_tiny_zeroes_only_values_below_1e_20():
+    t = torch.tensor([[1e-21, -1e-21, 1e-19, -3.0], [1e-39, 0.0, 2e-20, -1e-30]])
+    flush_tiny(t)
+    assert torch.equal(t, torch.tensor([[0.0, 0.0, 1e-19, -3.0], [0.0, 0.0, 2e-20, 0.0]]))
+
+
+def denormals(t: torch.Tensor) -> int:
+    return int(((t != 0) & (t.abs() < torch.finfo(torch.float32).tiny)).sum())
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_dead_weights_under_weight_decay_stay_out_of_the_denormal_range(flush):
+    """A dead ReLU unit's weights get only the decay term, so they shrink geometrically; amsgrad
+    keeps the old, large denominator. Flushing as train() does keeps them normal floats."""
+    params = torch.ones(2, 8)
+    opt = FlatOptimizer("adam", params, lr=0.1, weight_decay=0.5, amsgrad=True)
+    opt.step(torch.ones(2, 8))  # one real gradient, then the unit dies
+    for step in range(1, 3000):
+        opt.step(torch.zeros(2, 8))
+        if flush and step % 32 == 0:
+            flush_tiny(params, *opt.state)
+    found = sum(denormals(t) for t in (params, *opt.state))
+    assert (found == 0) if flush else (found > 0)
 
 
 def test_gradient_clipping_is_per_seed():

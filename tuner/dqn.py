@@ -24,7 +24,7 @@ from tuner.envs import (
 )
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
-from tuner.optim import FlatOptimizer, clip_gradients
+from tuner.optim import FlatOptimizer, clip_gradients, flush_tiny
 from tuner.replay import Batch, ReplayBuffer, SeedUniforms
 
 OnEval = Callable[[int, np.ndarray], "bool | None"]
@@ -248,15 +248,15 @@ def train(
     chunk = 1 if (config.double_dqn or config.prioritized) else config.gradient_steps
 
     envs, obs = make_train_envs(config.env, seed_ids, e)
-    # Dead ReLU units get zero gradients, so their Adam moments decay into denormal floats, which
-    # the CPU handles ~10x slower; flushing them to zero changes nothing above 1e-38.
+    # Denormal floats are ~10x slower on the CPU. This flag covers the calling thread only; the
+    # weights and optimizer state, where they build up, are also cleared by flush_tiny below.
     torch.set_flush_denormal(True)
     bar = tqdm(
         total=n_steps * e, unit="step", disable=not progress, dynamic_ncols=True, leave=False
     )
     eval_steps: list[int] = []
     eval_returns: list[np.ndarray] = []
-    grad_steps, stopped = 0, False
+    grad_steps, flushed_at, stopped = 0, 0, False
     start = time.perf_counter()
     try:
         for t in range(1, n_steps + 1):
@@ -291,6 +291,9 @@ def train(
                     config.per_beta
                     + (config.per_beta_end - config.per_beta) * step / config.total_steps
                 )
+                if grad_steps - flushed_at >= 32:
+                    flush_tiny(online.params, target.params, *optimizer.state)
+                    flushed_at = grad_steps
                 for g in range(config.gradient_steps):
                     if g % chunk == 0:  # target net and replay are fixed within a phase
                         batch = replay.sample(config.batch_size, chunk, beta)

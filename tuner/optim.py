@@ -33,6 +33,10 @@ class FlatOptimizer:
         self.avg_sq = torch.zeros_like(params)  # adam: second moment; rmsprop: square average
         self.max_avg_sq = [torch.zeros_like(params)] if amsgrad else []
 
+    @property
+    def state(self) -> list[torch.Tensor]:
+        return [self.avg, self.avg_sq, *self.max_avg_sq]
+
     def step(self, grad: torch.Tensor) -> None:
         p, lr = self.params, self.lr
         if self.kind == "rmsprop":
@@ -58,6 +62,24 @@ class FlatOptimizer:
             eps=1e-8,
             maximize=False,
         )
+
+
+TINY = 1e-20
+
+
+def flush_tiny(*tensors: torch.Tensor) -> None:
+    """Set elements smaller than 1e-20 in magnitude to exactly zero, in place.
+
+    Left alone, weights of dead ReLU units shrink geometrically under weight decay (and their
+    Adam moments, and the target weights that follow them, too) until they are denormal floats,
+    which make every matmul and optimizer step on the CPU several times slower.
+    `torch.set_flush_denormal` covers only the thread that calls it, not torch's worker threads,
+    so the trainer clears these values itself. At 1e-20 they are far below anything that moves
+    a Q-value, and far enough above the denormal range (1e-38) that none gets there between
+    two calls.
+    """
+    for t in tensors:
+        t.masked_fill_(t.abs() < TINY, 0.0)
 
 
 def clip_gradients(grad: torch.Tensor, value: float | None, norm: float | None) -> torch.Tensor:
