@@ -16,8 +16,8 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.test_study import TINY
-from tuner.config import load_config
-from tuner.export import FRESH_SEEDS, tied_with
+from tuner.config import DQNConfig, load_config
+from tuner.export import FRESH_SEEDS, TIE, tied_with
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -69,7 +69,7 @@ def snapshot(root: Path) -> list[tuple]:
 
 def test_export_writes_a_trainable_best_config_verified_on_fresh_seeds(copy):
     before = snapshot(copy)
-    done = export("--study", str(copy / "tiny.yaml"), "--seeds", "3")
+    done = export("--study", str(copy / "tiny.yaml"), "--seeds", "3", "--contenders", "1")
     assert done.returncode == 0, done.stderr
     out = copy / "tiny"
     best = max(
@@ -151,6 +151,86 @@ def test_top_k_and_a_chosen_trial(copy):
         == chosen
     )
     assert (copy / "chosen" / f"trial-{chosen}.yaml").is_file()
+
+
+def test_trials_tied_at_the_top_are_all_verified_and_the_best_verified_is_exported(tmp_path):
+    """Two trials on the Fork toy env: the one the study ranked first rewards termination, so
+    it learns to end every episode at once (return 1); the runner-up penalises it and learns to
+    last the 3 steps. They are within 1%, so both are verified and the runner-up is exported."""
+    good = DQNConfig(
+        env="tests.toy_envs:Fork-v0",
+        total_steps=1000,
+        gamma=0.5,
+        learning_rate=1e-2,
+        learning_starts=100,
+        train_frequency=1,
+        batch_size=32,
+        hidden_sizes=(16,),
+        target_update_interval=50,
+        epsilon_start=1.0,
+        epsilon_end=1.0,
+        termination_penalty=-5.0,
+        eval_every=0,
+        eval_episodes=2,
+    )
+    lucky = good.replace(termination_penalty=10.0)
+    url = f"sqlite:///{tmp_path / 'fork.db'}"
+    study = optuna.create_study(study_name="fork", storage=url, direction="maximize")
+    penalty = optuna.distributions.FloatDistribution(-10.0, 10.0)
+    for config, value in ((lucky, 3.0), (good, 3.0 * (1 - TIE / 2))):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"termination_penalty": config.termination_penalty},
+                distributions={"termination_penalty": penalty},
+                value=value,
+                user_attrs={"config": config.to_dict(), "seeds": [0, 1]},
+            )
+        )
+    out = tmp_path / "out"
+    done = export(
+        "--storage",
+        url,
+        "--study-name",
+        "fork",
+        "--seeds",
+        "2",
+        "--episodes",
+        "5",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 trials are within 1% of the best score (trial 0: 3.0, trial 1: 3.0)" in done.stdout
+
+    kept = json.loads((out / "best" / "verification.json").read_text())
+    dropped = json.loads((out / "trial-0" / "verification.json").read_text())
+    assert kept["trial"] == 1 and kept["per_seed_mean"] == [3.0, 3.0]
+    assert dropped["trial"] == 0 and dropped["per_seed_mean"] == [1.0, 1.0]
+    assert dropped["likely_false_positive"] and not kept["likely_false_positive"]
+    assert kept["seeds"] == dropped["seeds"]  # compared on the same fresh seeds
+    assert load_config(out / "best.yaml").termination_penalty == -5.0
+    assert load_config(out / "trial-0.yaml").termination_penalty == 10.0
+    report = (out / "report.md").read_text()
+    assert "trial 1, the best verified of the 2 trials that tied" in report
+    assert "| best | 1 | 3.0 | 3.0 |" in report and "| trial-0 | 0 | 3.0 | 1.0 |" in report
+    assert "best.yaml is trial 1" in done.stdout
+
+    one = export(
+        "--storage",
+        url,
+        "--study-name",
+        "fork",
+        "--seeds",
+        "1",
+        "--episodes",
+        "5",
+        "--contenders",
+        "1",
+        "--out",
+        str(tmp_path / "one"),
+    )
+    assert one.returncode == 0, one.stderr
+    assert json.loads((tmp_path / "one" / "best" / "verification.json").read_text())["trial"] == 0
 
 
 def test_storage_url_and_study_name_find_the_same_study(copy):

@@ -36,6 +36,8 @@ FRESH_SEEDS = 1_000_000
 """Export seeds start here, far above the trial seeds (trial number x seeds per trial)."""
 GAP_WARNING = 0.10
 """A verified score this much (relative) below the study's is called a likely false positive."""
+TIE = 0.01
+"""Trials within this much (relative) of the best score are contenders for best.yaml."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,13 +49,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--study-name", default=None, help="study name in --storage")
     p.add_argument("--trial", type=int, default=None, help="export this trial number")
     p.add_argument("--top", type=int, default=1, help="export and verify the K best trials")
+    p.add_argument(
+        "--contenders",
+        type=int,
+        default=3,
+        help="when several trials tie at the best score (within 1%%), verify up to this many on "
+        "the same seeds and export the one that verifies best (default 3; 1 takes the first)",
+    )
     p.add_argument("--seeds", type=int, default=10, help="fresh seeds to verify on (default 10)")
     p.add_argument("--episodes", type=int, default=100, help="greedy episodes per seed")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--out", type=Path, default=None, help="output folder (default studies/<name>)")
     args = p.parse_args(argv)
-    if args.seeds < 1 or args.top < 1 or args.episodes < 1:
-        raise TunerError("--seeds, --top and --episodes must be at least 1")
+    if min(args.seeds, args.top, args.episodes, args.contenders) < 1:
+        raise TunerError("--seeds, --top, --episodes and --contenders must be at least 1")
     if args.trial is not None and args.top != 1:
         raise TunerError("give --trial N or --top K, not both")
     if args.study is not None and args.storage is not None:
@@ -118,6 +127,28 @@ def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[Froz
             f"study {study.study_name!r} has no complete trial yet; run python -m tuner.run first"
         )
     return sorted(complete, key=lambda t: (-t.value, t.number))[:top]
+
+
+def contenders(study: optuna.Study, limit: int) -> list[FrozenTrial]:
+    """The complete trials within TIE of the best score, best first, at most `limit`.
+
+    A capped return (CartPole's 500) makes exact ties common, and a few evaluation episodes on a
+    few seeds cannot tell 498 from 500 either; which of them holds up only verification shows.
+    """
+    ranked = choose_trials(study, None, len(study.get_trials(deepcopy=False)))
+    best = ranked[0].value
+    close = [t for t in ranked if t.value >= best - TIE * max(abs(best), 1e-9)]
+    return close[:limit]
+
+
+def pick_best(verified: list[Verified]) -> list[Verified]:
+    """Contenders ordered by what they did on the fresh seeds: the study's aggregate, then seeds
+    solved, then the worst seed; the study's own order breaks what is still tied."""
+
+    def key(v: Verified) -> tuple:
+        return (-v.verified_score, -(v.successes or 0), -v.per_seed.min())
+
+    return sorted(verified, key=key)  # sorted is stable: study rank last
 
 
 def tied_with(study: optuna.Study, trial: FrozenTrial) -> int:
@@ -299,6 +330,9 @@ def write_report(
     lines = [
         f"# {study.study_name}: export of trial {first.trial.number}"
         if len(verified) == 1
+        else f"# {study.study_name}: trial {first.trial.number}, the best verified of the "
+        f"{len(verified)} trials that tied in the study"
+        if first.label == "best"
         else f"# {study.study_name}: the {len(verified)} best trials, verified",
         "",
         f"Study `{study.study_name}` in `{source.url}`: {len(trials)} trials, {complete} complete, "
@@ -310,7 +344,7 @@ def write_report(
     ]
     if len(verified) > 1:
         lines += [
-            "| rank | trial | study score | verified "
+            "| export | trial | study score | verified "
             f"{first.aggregate} | mean ± std | worst seed | seeds solved |",
             "|---:|---:|---:|---:|---:|---:|---:|",
         ]
@@ -428,7 +462,10 @@ def attach_to_finished_trial(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     study, source = find_study(args)
-    chosen = choose_trials(study, args.trial, args.top)
+    if args.trial is None and args.top == 1:
+        chosen = contenders(study, args.contenders)
+    else:
+        chosen = choose_trials(study, args.trial, args.top)
     device = resolve_device(args.device)  # --device cuda without a GPU fails here, before writing
     out = args.out or source.out
     if device.type == "cuda":
@@ -441,13 +478,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.trial is not None:
         labels = [f"trial-{args.trial}"]
     elif args.top == 1:
-        labels = ["best"]
+        labels = [f"trial-{t.number}" for t in chosen]
     else:
         labels = [f"top-{i + 1}" for i in range(len(chosen))]
+    if len(chosen) > 1 and args.top == 1:
+        print(
+            f"{len(chosen)} trials are within {TIE:.0%} of the best score ({describe(chosen)}), "
+            f"too close for the study to tell apart; verifying each on the same {len(seeds)} "
+            "fresh seeds, the one that verifies best becomes best.yaml"
+        )
 
     verified = [
         verify(t, label, seeds, device, args.episodes, source) for t, label in zip(chosen, labels)
     ]
+    if args.trial is None and args.top == 1:
+        verified = pick_best(verified)
+        verified[0].label = "best"
     out.mkdir(parents=True, exist_ok=True)
     for v in verified:
         write_outputs(v, out)
@@ -460,16 +506,27 @@ def main(argv: list[str] | None = None) -> int:
         print(v.table())
         print(v.headline())
         print(v.gap_line())
+    if verified[0].label == "best" and len(verified) > 1:
+        print(
+            f"\nbest.yaml is trial {verified[0].trial.number}: of the {len(verified)} trials that "
+            f"tied in the study it verified best ({verified[0].aggregate} "
+            f"{verified[0].verified_score:.1f})"
+        )
     print(f"\nwrote {', '.join(f'{v.label}.yaml' for v in verified)}, report.md and plots in {out}")
     print(f"uploaded {uploaded} artifacts to the study's artifact store ({out / 'artifacts'})")
     print(f"train it again: python -m tuner.train {out / (verified[0].label + '.yaml')}")
     ties = tied_with(study, chosen[0]) if args.trial is None else 0
     if ties and len(chosen) <= ties:
         print(
-            f"{ties} other trial(s) tied with trial {chosen[0].number} at {chosen[0].value:.1f}; "
-            f"verify them all on the same seeds: python -m tuner.export --top {ties + 1}"
+            f"{ties + 1 - len(chosen)} more trial(s) tied with trial {chosen[0].number} at "
+            f"{chosen[0].value:.1f} and were not verified: python -m tuner.export "
+            f"{'--contenders' if args.top == 1 else '--top'} {ties + 1} verifies them all"
         )
     return 0
+
+
+def describe(trials: list[FrozenTrial]) -> str:
+    return ", ".join(f"trial {t.number}: {t.value:.1f}" for t in trials)
 
 
 if __name__ == "__main__":
