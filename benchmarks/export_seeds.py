@@ -77,8 +77,10 @@ def main() -> None:
     study = load_config(args.study_config).replace(eval_every=0)
     zoo = configs(args.zoo_steps)["rl_zoo"][0]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    plan = [("study", study, d, int(s)) for d in devices for s in args.sizes.split(",")]
-    plan += [("rl_zoo", zoo, d, int(s)) for d in devices for s in args.zoo_sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    zoo_sizes = [int(s) for s in args.zoo_sizes.split(",") if s]
+    plan = [("study", study, d, s) for d in devices for s in sizes]
+    plan += [("rl_zoo", zoo, d, s) for d in devices for s in zoo_sizes]
     plan = [row for row in plan if not (row[0] == "rl_zoo" and row[2] == "cpu" and row[3] > 8)]
 
     rows = []
