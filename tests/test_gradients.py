@@ -142,6 +142,17 @@ def test_target_copy_and_soft_update_touch_every_weight():
     assert torch.allclose(target.params, online.params - 0.75)
     update_target(target, online, DQNConfig(target_update="hard"))
     assert torch.equal(target.params, online.params)
+    # n soft updates owed while the online weights are fixed are applied as one
+    soft = DQNConfig(target_update="soft", tau=0.05)
+    stepwise, at_once = target.clone(), target.clone()
+    online.params.mul_(-2.0)
+    for _ in range(37):
+        update_target(stepwise, online, soft)
+    update_target(at_once, online, soft, times=37)
+    assert torch.allclose(at_once.params, stepwise.params, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(at_once.params, online.params, atol=1e-2)
+    update_target(at_once, online, soft, times=0)
+    assert torch.allclose(at_once.params, stepwise.params, rtol=1e-5, atol=1e-6)
     assert make_optimizer(DQNConfig(optimizer="rmsprop"), online).kind == "rmsprop"
 
 

@@ -26,15 +26,19 @@ def run(tmp_path, *args: str, wait: bool = True):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
-def states(tmp_path) -> list[TrialState]:
-    """The trials' states; none while the database or the study is still being created."""
-    if not (tmp_path / "tiny.db").exists():  # loading would create it, racing tuner.run
+def trials(root: Path) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials; none while the database or the study is still being created."""
+    if not (root / "tiny.db").exists():  # loading would create it, racing tuner.run
         return []
     try:
-        study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
+        study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{root / 'tiny.db'}")
     except KeyError:
         return []
-    return [t.state for t in study.get_trials(deepcopy=False)]
+    return study.get_trials(deepcopy=False)
+
+
+def states(root: Path) -> list[TrialState]:
+    return [t.state for t in trials(root)]
 
 
 def test_two_workers_reach_exactly_n_finished_trials_and_resume_adds_more(tmp_path):
@@ -85,11 +89,16 @@ def worker_pids(parent: int) -> list[int]:
     ]
 
 
+def training(root: Path) -> bool:
+    """A trial is running and has its params (a kill before that leaves none to compare)."""
+    return any(t.state == TrialState.RUNNING and t.params for t in trials(root))
+
+
 def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
     proc = run(tmp_path, "--trials", "1", "--jobs", "1", wait=False)
     deadline = time.time() + 120
-    while time.time() < deadline and TrialState.RUNNING not in states(tmp_path):
+    while time.time() < deadline and not training(tmp_path):  # a kill mid-training
         time.sleep(1)
     for pid in worker_pids(proc.pid):
         os.kill(pid, signal.SIGKILL)

@@ -153,11 +153,15 @@ def check_finite(online: BatchedQNetwork, td: torch.Tensor, step: int) -> None:
         )
 
 
-def update_target(target: BatchedQNetwork, online: BatchedQNetwork, config: DQNConfig) -> None:
+def update_target(
+    target: BatchedQNetwork, online: BatchedQNetwork, config: DQNConfig, times: int = 1
+) -> None:
+    """A hard copy, or `times` soft updates with tau at once: while the online weights stay
+    fixed, n updates move the target (1 - tau)^n of the way less, which is one lerp."""
     if config.target_update == "hard":
         target.params.copy_(online.params)
-    else:
-        target.params.lerp_(online.params, config.tau)
+    elif times:
+        target.params.lerp_(online.params, 1.0 - (1.0 - config.tau) ** times)
 
 
 def evaluate(
@@ -256,7 +260,7 @@ def train(
     )
     eval_steps: list[int] = []
     eval_returns: list[np.ndarray] = []
-    grad_steps, flushed_at, stopped = 0, 0, False
+    grad_steps, flushed_at, owed, stopped = 0, 0, 0, False
     start = time.perf_counter()
     try:
         for t in range(1, n_steps + 1):
@@ -291,6 +295,8 @@ def train(
                     config.per_beta
                     + (config.per_beta_end - config.per_beta) * step / config.total_steps
                 )
+                update_target(target, online, config, times=owed)
+                owed = 0
                 if grad_steps - flushed_at >= 32:
                     flush_tiny(online.params, target.params, *optimizer.state)
                     flushed_at = grad_steps
@@ -313,9 +319,13 @@ def train(
                 grad_steps += config.gradient_steps
                 check_finite(online, td, step)
 
-            # sync target
+            # sync target; soft updates wait until the target is next used, since the online
+            # weights do not change in between
             if t % target_every == 0:
-                update_target(target, online, config)
+                if config.target_update == "hard":
+                    update_target(target, online, config)
+                else:
+                    owed += 1
 
             # evaluate
             if t % eval_every == 0 or t == n_steps:
