@@ -16,12 +16,14 @@ import warnings
 import optuna
 import psycopg
 import pytest
+import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from tests.test_run import worker_pids
 from tests.test_study import TINY
-from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS
+from tuner.errors import TunerError
+from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
 
 SERVER = os.environ.get("TUNER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -55,9 +57,10 @@ def machine(tmp_path, url: str, trials: int, *more: str) -> subprocess.Popen:
 
 
 def trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    try:
-        return optuna.load_study(study_name="tiny", storage=url).get_trials()
-    except KeyError:  # not created yet
+    try:  # a reader's storage: loading must not create tables while tuner.run does
+        storage = open_storage(url, existing=True)
+        return optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    except (TunerError, KeyError, sqlalchemy.exc.ProgrammingError):  # not created yet
         return []
 
 

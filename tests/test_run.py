@@ -12,11 +12,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from tests.test_study import TINY
-from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS
+from tuner.errors import TunerError
+from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
 
 
 def run(tmp_path, *args: str, wait: bool = True):
@@ -28,13 +30,11 @@ def run(tmp_path, *args: str, wait: bool = True):
 
 def trials(root: Path) -> list[optuna.trial.FrozenTrial]:
     """The study's trials; none while the database or the study is still being created."""
-    if not (root / "tiny.db").exists():  # loading would create it, racing tuner.run
+    try:  # a reader's storage: loading must not create tables while tuner.run does
+        storage = open_storage(f"sqlite:///{root / 'tiny.db'}", existing=True)
+        return optuna.load_study(study_name="tiny", storage=storage).get_trials(deepcopy=False)
+    except (TunerError, KeyError, sqlalchemy.exc.OperationalError):  # not all there yet
         return []
-    try:
-        study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{root / 'tiny.db'}")
-    except KeyError:
-        return []
-    return study.get_trials(deepcopy=False)
 
 
 def states(root: Path) -> list[TrialState]:
