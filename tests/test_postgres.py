@@ -20,10 +20,10 @@ import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from tests.test_run import worker_pids
+from tests.test_run import reader, worker_pids
 from tests.test_study import TINY
 from tuner.errors import TunerError
-from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
+from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS
 
 SERVER = os.environ.get("TUNER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -57,21 +57,17 @@ def machine(tmp_path, url: str, trials: int, *more: str) -> subprocess.Popen:
 
 
 def trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    try:  # a reader's storage: loading must not create tables while tuner.run does
-        storage = open_storage(url, existing=True)
-        return optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    try:
+        return optuna.load_study(study_name="tiny", storage=reader(url)).get_trials()
     except (TunerError, KeyError, sqlalchemy.exc.ProgrammingError):  # not created yet
         return []
 
 
 def test_three_machines_reach_exactly_n_trials_without_duplicates(tmp_path, pg_url):
     (tmp_path / "tiny.yaml").write_text(TINY)
-    first = machine(tmp_path, pg_url, 7, "--jobs", "1")
-    while not trials(pg_url):  # the first machine creates the study, the others join it
-        assert first.poll() is None, first.communicate()
-        time.sleep(0.5)
-    others = [machine(tmp_path, pg_url, 7, "--jobs", "1") for _ in range(2)]
-    for proc in [first, *others]:
+    # started together on an empty database: one creates the tables and the study, two join
+    machines = [machine(tmp_path, pg_url, 7, "--jobs", "1") for _ in range(3)]
+    for proc in machines:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
     done = trials(pg_url)

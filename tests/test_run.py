@@ -28,11 +28,24 @@ def run(tmp_path, *args: str, wait: bool = True):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
+READERS: dict[str, optuna.storages.RDBStorage] = {}
+
+
+def reader(url: str) -> optuna.storages.RDBStorage:
+    """One reader storage per database, reused while polling (a new one per poll would open new
+    connections faster than they close). It creates no tables, so it cannot race tuner.run."""
+    if url not in READERS:
+        READERS[url] = open_storage(url, existing=True)
+    return READERS[url]
+
+
 def trials(root: Path) -> list[optuna.trial.FrozenTrial]:
     """The study's trials; none while the database or the study is still being created."""
-    try:  # a reader's storage: loading must not create tables while tuner.run does
-        storage = open_storage(f"sqlite:///{root / 'tiny.db'}", existing=True)
-        return optuna.load_study(study_name="tiny", storage=storage).get_trials(deepcopy=False)
+    try:
+        study = optuna.load_study(
+            study_name="tiny", storage=reader(f"sqlite:///{root / 'tiny.db'}")
+        )
+        return study.get_trials(deepcopy=False)
     except (TunerError, KeyError, sqlalchemy.exc.OperationalError):  # not all there yet
         return []
 

@@ -86,14 +86,21 @@ def open_storage(url: str, *, existing: bool = False) -> optuna.storages.RDBStor
                     ),
                 }
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
-    except (
-        sqlalchemy.exc.SQLAlchemyError,
-        optuna.exceptions.StorageInternalError,  # wraps the driver's error; say that one
-        ValueError,
-        ImportError,
-    ) as exc:
-        reason = str(exc.__cause__ or exc).strip().splitlines()[0][:200]
-        raise TunerError(f"cannot open storage {url!r}: {reason}") from None
+    except STORAGE_ERRORS as exc:
+        raise storage_error(url, exc) from None
+
+
+STORAGE_ERRORS = (
+    sqlalchemy.exc.SQLAlchemyError,
+    optuna.exceptions.StorageInternalError,  # wraps the driver's error; say that one
+    ValueError,
+    ImportError,
+)
+
+
+def storage_error(url: str, exc: BaseException) -> TunerError:
+    reason = str(exc.__cause__ or exc).strip().splitlines()[0][:200]
+    return TunerError(f"cannot open storage {url!r}: {reason}")
 
 
 def count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
@@ -113,9 +120,16 @@ class ClaimLock:
         self.key = zlib.crc32(f"tuner:{name}".encode())  # fits PostgreSQL's bigint lock key
         self.name = f"tuner:{name}"[:64]
         if url.startswith("sqlite:///"):
-            self.file = open(url.removeprefix("sqlite:///") + ".lock", "w")  # noqa: SIM115
+            try:
+                self.file = open(url.removeprefix("sqlite:///") + ".lock", "w")  # noqa: SIM115
+            except OSError as exc:
+                raise TunerError(f"cannot open storage {url!r}: {exc.strerror}") from None
         elif url.startswith(("postgresql", "mysql")):
-            self.conn = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool).connect()
+            try:
+                engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+                self.conn = engine.connect()
+            except STORAGE_ERRORS as exc:
+                raise storage_error(url, exc) from None
 
     def _sql(self, statement: str) -> None:
         self.conn.execute(sqlalchemy.text(statement), {"key": self.key, "name": self.name})
@@ -224,11 +238,23 @@ def worker(
 
 
 def prepare_study(spec: StudySpec, url: str, name: str, command: str) -> optuna.Study:
-    """Create the study, or load it to resume; a new study gets the known configs enqueued."""
+    """Create the study, or load it to resume; a new study gets the known configs enqueued.
+
+    Machines started together on one empty database take turns under the claim lock, so the
+    tables and the study are created once and the others join it.
+    """
+    lock = ClaimLock(url, name)
+    try:
+        with lock.held():
+            return create_or_load_study(spec, url, name, command)
+    finally:
+        lock.close()
+
+
+def create_or_load_study(spec: StudySpec, url: str, name: str, command: str) -> optuna.Study:
     storage = open_storage(url)
     try:
-        study = optuna.load_study(study_name=name, storage=storage)
-        return study
+        return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         pass
     if url.startswith("sqlite:///"):
