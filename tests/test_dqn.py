@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.toy_envs import FORK
 from tuner.config import DQNConfig
 from tuner.dqn import (
     epsilon,
@@ -224,22 +225,7 @@ def test_epsilon_is_one_during_warm_up_then_follows_its_schedule():
 def test_training_penalises_termination_and_bootstraps_through_truncation():
     """Fixed points with gamma 0.5: Q(s, 0) = -5 (the penalty, no bootstrap) and
     Q(s, 1) = 1 + 0.5 * Q(s, 1) = 2 (bootstraps at the time limit; 1.5 if it did not)."""
-    config = DQNConfig(
-        env="tests.toy_envs:Fork-v0",
-        total_steps=4000,
-        gamma=0.5,
-        learning_rate=3e-3,
-        learning_starts=100,
-        train_frequency=1,
-        batch_size=64,
-        hidden_sizes=(16,),
-        target_update_interval=50,
-        epsilon_start=1.0,
-        epsilon_end=1.0,
-        termination_penalty=-5.0,
-        eval_every=0,
-        eval_episodes=1,
-    )
+    config = FORK.replace(total_steps=4000, learning_rate=3e-3, batch_size=64, eval_episodes=1)
     result = train(config, device="cpu")
     q = result.network(torch.ones(1, 1, 1))[0, 0]
     assert q[0].item() == pytest.approx(-5.0, abs=0.15)

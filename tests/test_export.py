@@ -16,7 +16,8 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.test_study import TINY
-from tuner.config import DQNConfig, load_config
+from tests.toy_envs import FORK
+from tuner.config import load_config
 from tuner.export import FRESH_SEEDS, TIE, tied_with
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -157,22 +158,7 @@ def test_trials_tied_at_the_top_are_all_verified_and_the_best_verified_is_export
     """Two trials on the Fork toy env: the one the study ranked first rewards termination, so
     it learns to end every episode at once (return 1); the runner-up penalises it and learns to
     last the 3 steps. They are within 1%, so both are verified and the runner-up is exported."""
-    good = DQNConfig(
-        env="tests.toy_envs:Fork-v0",
-        total_steps=1000,
-        gamma=0.5,
-        learning_rate=1e-2,
-        learning_starts=100,
-        train_frequency=1,
-        batch_size=32,
-        hidden_sizes=(16,),
-        target_update_interval=50,
-        epsilon_start=1.0,
-        epsilon_end=1.0,
-        termination_penalty=-5.0,
-        eval_every=0,
-        eval_episodes=2,
-    )
+    good = FORK.replace(total_steps=1000, learning_rate=1e-2, batch_size=32, eval_episodes=2)
     lucky = good.replace(termination_penalty=10.0)
     url = f"sqlite:///{tmp_path / 'fork.db'}"
     study = optuna.create_study(study_name="fork", storage=url, direction="maximize")

@@ -153,6 +153,8 @@ def test_target_copy_and_soft_update_touch_every_weight():
     assert not torch.allclose(at_once.params, online.params, atol=1e-2)
     update_target(at_once, online, soft, times=0)
     assert torch.allclose(at_once.params, stepwise.params, rtol=1e-5, atol=1e-6)
+    update_target(at_once, online, DQNConfig(target_update="hard"), times=0)  # none owed
+    assert torch.allclose(at_once.params, stepwise.params, rtol=1e-5, atol=1e-6)
     assert make_optimizer(DQNConfig(optimizer="rmsprop"), online).kind == "rmsprop"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from tuner.config import DQNConfig
+
 
 class Blowup(gym.Env):
     """Huge observations and rewards: a squared TD error overflows float32 on the first update."""
@@ -39,3 +41,18 @@ class Fork(gym.Env):
 
 
 gym.register("Fork-v0", entry_point=Fork, max_episode_steps=3)
+
+FORK = DQNConfig(
+    env="tests.toy_envs:Fork-v0",
+    gamma=0.5,
+    learning_starts=100,
+    train_frequency=1,
+    hidden_sizes=(16,),
+    target_update_interval=50,
+    epsilon_start=1.0,
+    epsilon_end=1.0,
+    termination_penalty=-5.0,
+    eval_every=0,
+)
+"""Fork with exploration always on. With gamma 0.5 the fixed points are Q(s, 0) = -5 (the
+penalty) and Q(s, 1) = 1 + 0.5 * Q(s, 1) = 2, so the greedy policy lasts the 3 steps."""

@@ -156,11 +156,14 @@ def check_finite(online: BatchedQNetwork, td: torch.Tensor, step: int) -> None:
 def update_target(
     target: BatchedQNetwork, online: BatchedQNetwork, config: DQNConfig, times: int = 1
 ) -> None:
-    """A hard copy, or `times` soft updates with tau at once: while the online weights stay
-    fixed, n updates move the target (1 - tau)^n of the way less, which is one lerp."""
+    """`times` target updates at once, made while the online weights stayed fixed: a hard copy
+    (any number of copies is one), or n soft updates with tau, which leave (1 - tau)^n of the
+    gap: one lerp."""
+    if not times:
+        return
     if config.target_update == "hard":
         target.params.copy_(online.params)
-    elif times:
+    else:
         target.params.lerp_(online.params, 1.0 - (1.0 - config.tau) ** times)
 
 
@@ -319,13 +322,10 @@ def train(
                 grad_steps += config.gradient_steps
                 check_finite(online, td, step)
 
-            # sync target; soft updates wait until the target is next used, since the online
-            # weights do not change in between
+            # sync target: the online weights change only while learning, so the updates due
+            # are made at once right before the target is next used
             if t % target_every == 0:
-                if config.target_update == "hard":
-                    update_target(target, online, config)
-                else:
-                    owed += 1
+                owed += 1
 
             # evaluate
             if t % eval_every == 0 or t == n_steps:

@@ -462,7 +462,8 @@ def attach_to_finished_trial(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     study, source = find_study(args)
-    if args.trial is None and args.top == 1:
+    contest = args.trial is None and args.top == 1  # best.yaml: the best verified contender
+    if contest:
         chosen = contenders(study, args.contenders)
     else:
         chosen = choose_trials(study, args.trial, args.top)
@@ -481,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = [f"trial-{t.number}" for t in chosen]
     else:
         labels = [f"top-{i + 1}" for i in range(len(chosen))]
-    if len(chosen) > 1 and args.top == 1:
+    if contest and len(chosen) > 1:
         print(
             f"{len(chosen)} trials are within {TIE:.0%} of the best score ({describe(chosen)}), "
             f"too close for the study to tell apart; verifying each on the same {len(seeds)} "
@@ -491,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     verified = [
         verify(t, label, seeds, device, args.episodes, source) for t, label in zip(chosen, labels)
     ]
-    if args.trial is None and args.top == 1:
+    if contest:
         verified = pick_best(verified)
         verified[0].label = "best"
     out.mkdir(parents=True, exist_ok=True)
@@ -506,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         print(v.table())
         print(v.headline())
         print(v.gap_line())
-    if verified[0].label == "best" and len(verified) > 1:
+    if contest and len(verified) > 1:
         print(
             f"\nbest.yaml is trial {verified[0].trial.number}: of the {len(verified)} trials that "
             f"tied in the study it verified best ({verified[0].aggregate} "

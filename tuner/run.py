@@ -107,6 +107,12 @@ def count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
+SERVER_LOCKS = {  # session-level lock statements: (take, release)
+    "postgresql": ("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"),
+    "mysql": ("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)"),
+}
+
+
 class ClaimLock:
     """Serialises 'count, then ask' among all workers of one study, so exactly N trials finish.
 
@@ -116,15 +122,16 @@ class ClaimLock:
     """
 
     def __init__(self, url: str, name: str) -> None:
-        self.url, self.conn, self.file = url, None, None
+        self.conn, self.file = None, None
+        self.statements = next((v for k, v in SERVER_LOCKS.items() if url.startswith(k)), None)
         self.key = zlib.crc32(f"tuner:{name}".encode())  # fits PostgreSQL's bigint lock key
         self.name = f"tuner:{name}"[:64]
         if url.startswith("sqlite:///"):
             try:
                 self.file = open(url.removeprefix("sqlite:///") + ".lock", "w")  # noqa: SIM115
             except OSError as exc:
-                raise TunerError(f"cannot open storage {url!r}: {exc.strerror}") from None
-        elif url.startswith(("postgresql", "mysql")):
+                raise storage_error(url, exc) from None
+        elif self.statements:
             try:
                 engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
                 self.conn = engine.connect()
@@ -139,19 +146,15 @@ class ClaimLock:
     def held(self) -> Iterator[None]:
         if self.file is not None:
             fcntl.flock(self.file, fcntl.LOCK_EX)
-        elif self.url.startswith("postgresql"):
-            self._sql("SELECT pg_advisory_lock(:key)")
-        elif self.url.startswith("mysql"):
-            self._sql("SELECT GET_LOCK(:name, -1)")
+        elif self.conn is not None:
+            self._sql(self.statements[0])
         try:
             yield
         finally:
             if self.file is not None:
                 fcntl.flock(self.file, fcntl.LOCK_UN)
-            elif self.url.startswith("postgresql"):
-                self._sql("SELECT pg_advisory_unlock(:key)")
-            elif self.url.startswith("mysql"):
-                self._sql("SELECT RELEASE_LOCK(:name)")
+            elif self.conn is not None:
+                self._sql(self.statements[1])
 
     def close(self) -> None:
         if self.file is not None:
