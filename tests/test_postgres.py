@@ -20,7 +20,7 @@ import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from tests.test_run import reader, worker_pids
+from tests.test_run import reader, training, worker_pids
 from tests.test_study import TINY
 from tuner.errors import TunerError
 from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS
@@ -83,11 +83,7 @@ def test_a_killed_machine_has_its_trial_failed_by_heartbeat_and_retried(tmp_path
     (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
     doomed = machine(tmp_path, pg_url, 3, "--jobs", "1")
     deadline = time.time() + 120
-    # kill it mid-training: once its trial is running and has its params (a kill between the
-    # two leaves a failed trial with no params to compare with)
-    while time.time() < deadline and not any(
-        t.state == TrialState.RUNNING and t.params for t in trials(pg_url)
-    ):
+    while time.time() < deadline and not training(trials(pg_url)):  # kill it mid-training
         time.sleep(0.5)
     for pid in worker_pids(doomed.pid):
         os.kill(pid, signal.SIGKILL)

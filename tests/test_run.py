@@ -102,16 +102,17 @@ def worker_pids(parent: int) -> list[int]:
     ]
 
 
-def training(root: Path) -> bool:
-    """A trial is running and has its params (a kill before that leaves none to compare)."""
-    return any(t.state == TrialState.RUNNING and t.params for t in trials(root))
+def training(trials: list[optuna.trial.FrozenTrial]) -> bool:
+    """A trial is running with all its params sampled (its config and seeds are recorded just
+    before training starts); a kill while params are still being written leaves fewer of them."""
+    return any(t.state == TrialState.RUNNING and "seeds" in t.user_attrs for t in trials)
 
 
 def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
     proc = run(tmp_path, "--trials", "1", "--jobs", "1", wait=False)
     deadline = time.time() + 120
-    while time.time() < deadline and not training(tmp_path):  # a kill mid-training
+    while time.time() < deadline and not training(trials(tmp_path)):  # kill mid-training
         time.sleep(1)
     for pid in worker_pids(proc.pid):
         os.kill(pid, signal.SIGKILL)
