@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -127,9 +128,32 @@ def test_dashboard_shows_a_live_study_and_an_exported_trial_in_chromium(tmp_path
             )
             assert exported.returncode == 0, exported.stderr
             best = max(complete_trials(db), key=lambda t: t.value).number
-            page.goto(f"{base}/dashboard/studies/1/trials")
-            page.get_by_text(f"Trial {best}", exact=True).first.click()
-            page.get_by_text("report.md").first.wait_for()
+
+            def served_artifacts() -> list[str]:
+                detail = json.loads(get(f"{base}/api/studies/1?after=0")[1])
+                trial = next(t for t in detail["trials"] if t["number"] == best)
+                return [a["filename"] for a in trial["artifacts"]]
+
+            # optuna-dashboard's server re-reads trials at most every 2 s, and its page never
+            # re-fetches a finished trial: a page loaded in that window would show the trial
+            # without the export's files until the next reload (CI caught it). Wait until the
+            # server sees them, then load the page once.
+            wait_for(
+                lambda: "report.md" in served_artifacts(), 30, "the dashboard to see the export"
+            )
+            # open the exported trial by its number (the trial list's own ?numbers= link)
+            page.goto(f"{base}/dashboard/studies/1/trials?numbers={best}")
+            try:
+                page.get_by_text("report.md").first.wait_for()
+            except Exception:
+                page.screenshot(
+                    path=str(ARTIFACTS / "dashboard-export-missing.png"), full_page=True
+                )
+                raise AssertionError(
+                    f"trial {best}'s page shows no report.md; the server serves "
+                    f"{served_artifacts()}; the page says:\n{page.inner_text('body')[:2000]}"
+                ) from None
+            assert f"Trial {best} (trial_id=" in page.inner_text("body")
             assert "curve.png" in page.inner_text("body")
             page.screenshot(path=str(ARTIFACTS / "dashboard-exported-trial.png"), full_page=True)
             browser.close()
