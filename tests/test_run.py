@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from tests.test_study import TINY
 from tuner.errors import TunerError
-from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
+from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, Interrupts, open_storage
 
 
 def run(tmp_path, *args: str, wait: bool = True):
@@ -74,6 +74,29 @@ def test_two_workers_reach_exactly_n_finished_trials_and_resume_adds_more(tmp_pa
     assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states(tmp_path)) == 8
     full = run(tmp_path, "--trials", "8")
     assert full.returncode == 0 and "already holds 8 finished trials" in full.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_while_a_trial_changes_hands_waits_until_the_worker_holds_it(sig):
+    # Ctrl-C inside study.ask() (the trial exists, the worker has not yet got it) or between
+    # tell() and forgetting the trial: the worker must see it only once it can act on it
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        interrupts = Interrupts()
+        owned = None
+        with pytest.raises(KeyboardInterrupt), interrupts.held():
+            os.kill(os.getpid(), sig)
+            time.sleep(0.05)  # the handler runs here, and must not raise
+            owned = "trial"
+        assert owned == "trial"
+        with pytest.raises(KeyboardInterrupt):  # outside held(), at once
+            os.kill(os.getpid(), sig)
+            time.sleep(1)
+        with interrupts.held():  # nothing pending any more
+            owned = None
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

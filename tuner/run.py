@@ -184,6 +184,45 @@ class Heartbeat(threading.Thread):
         self.join()
 
 
+class Interrupts:
+    """Ctrl-C and SIGTERM in a worker, held back while the trial it owns changes hands.
+
+    `study.ask()` creates the RUNNING trial before it returns, and `study.tell()` finishes it
+    before the worker forgets it: an interrupt between the two halves would leave a trial that
+    nobody marks failed. Inside `held()` a signal is only noted; it is raised as
+    KeyboardInterrupt when the block ends. (Blocking the signal with pthread_sigmask would not
+    do: the kernel may hand it to another thread, whose handler flag the main thread still sees.)
+    """
+
+    def __init__(self) -> None:
+        self.holding = self.pending = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.holding:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            if self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
+
+    @staticmethod
+    def ignore() -> None:
+        """From here on, signals cannot cut the clean-up short."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+
+
 def worker(
     index: int,
     study_path: str,
@@ -194,7 +233,7 @@ def worker(
     threads: int,
 ) -> None:
     """Ask, train and tell trials until the study holds `target` finished ones."""
-    sigterm_as_ctrl_c()
+    interrupts = Interrupts()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # this loop records heartbeats itself (class Heartbeat), which Optuna warns about
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
@@ -218,19 +257,21 @@ def worker(
                     optuna.storages.fail_stale_trials(study)
                 if count(study, (*FINISHED, TrialState.RUNNING)) >= target:
                     return
-                current = study.ask()
+                with interrupts.held():
+                    current = study.ask()
             with Heartbeat(storage, current._trial_id):
                 try:
                     value = objective(current, spec)
                 except optuna.TrialPruned:
                     value = None
-            if value is None:
-                study.tell(current, state=TrialState.PRUNED)
-            else:
-                study.tell(current, value)
-            current = None
+            with interrupts.held():
+                if value is None:
+                    study.tell(current, state=TrialState.PRUNED)
+                else:
+                    study.tell(current, value)
+                current = None
     except BaseException as exc:  # Ctrl-C, or a bug: never leave the trial RUNNING
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this
+        interrupts.ignore()  # a second Ctrl-C must not cut this
         if current is not None:
             current.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
             study.tell(current, state=TrialState.FAIL)
