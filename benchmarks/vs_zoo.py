@@ -5,16 +5,18 @@
     python benchmarks/vs_zoo.py --trials 30      # a quicker look
 
 Both sides: TPE and the median pruner, the default study's env steps per trial and number of
-evaluations, 2 processes on one SQLite storage (RL Zoo: two `rl_zoo3.train -optimize` processes
-sharing --storage, as its maintainers advise; tuner: `tuner.run --jobs 2`). Each side's best
-config is then retrained on 5 fresh seeds and scored by the same greedy evaluator over 100
-episodes. Prints a table and writes benchmarks/results/vs_zoo.json.
+evaluations, 2 processes on one SQLite storage with one torch thread each (RL Zoo: two
+`rl_zoo3.train -optimize` processes sharing --storage, as its maintainers advise; tuner:
+`tuner.run --jobs 2`). Each side's best config is then retrained on 5 fresh seeds and scored by
+the same greedy evaluator over 100 episodes. Prints a table and writes
+benchmarks/results/vs_zoo.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -66,7 +68,10 @@ def run_zoo(tmp: Path, trials: int, steps: int, evals: int, episodes: int) -> di
     for i in range(2):  # the first process creates the study; the second joins it
         err = open(tmp / f"zoo-{i}.err", "w")  # noqa: SIM115
         cmd = base + ["--seed", str(i), "-f", str(tmp / f"zoo-logs-{i}")]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err))
+        # one torch thread per process, as tuner's 2 workers get: 2 processes at torch's
+        # default of one thread per core would oversubscribe the 2 cores and slow RL Zoo down
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env))
         time.sleep(5)
     for proc in procs:
         proc.wait()
