@@ -17,15 +17,7 @@ def autograd_reference(net: BatchedQNetwork, obs, actions, targets, weights, los
     """Each seed's loss with autograd, through plain torch ops on a copy of the weights."""
     params = net.params.clone().double().requires_grad_(True)
     x = obs.double()
-    views, at = [], 0
-    for i, o in net.shapes:
-        views.append(
-            (
-                params[:, at : at + i * o].view(net.k, i, o),
-                params[:, at + i * o : at + i * o + o].view(net.k, 1, o),
-            )
-        )
-        at += i * o + o
+    views = net._views(params)  # the network's own layout of the flat weights
     for n, (w, b) in enumerate(views):
         x = x @ w + b
         if n < len(views) - 1:
