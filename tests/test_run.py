@@ -54,6 +54,13 @@ def states(root: Path) -> list[TrialState]:
     return [t.state for t in trials(root)]
 
 
+def final_states(root: Path) -> list[TrialState]:
+    """The trials' states once the run has ended, through a fresh storage; unlike `trials` it
+    hides no error, so a failing assertion shows what the database said."""
+    storage = open_storage(f"sqlite:///{root / 'tiny.db'}", existing=True)
+    return [t.state for t in optuna.load_study(study_name="tiny", storage=storage).get_trials()]
+
+
 def test_two_workers_reach_exactly_n_finished_trials_and_resume_adds_more(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY)
     first = run(tmp_path, "--trials", "5", "--jobs", "2")
@@ -111,7 +118,7 @@ def test_ctrl_c_or_sigterm_stops_workers_and_leaves_no_trial_running(tmp_path, s
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "run the same command to resume" in err
-    after = states(tmp_path)
+    after = final_states(tmp_path)
     assert after and TrialState.RUNNING not in after and TrialState.FAIL in after
 
 
@@ -137,10 +144,12 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not training(trials(tmp_path)):  # kill mid-training
         time.sleep(1)
+    started = training(trials(tmp_path))
     for pid in worker_pids(proc.pid):
         os.kill(pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert states(tmp_path) == [TrialState.RUNNING]  # nobody has noticed yet
+    _, err = proc.communicate(timeout=60)
+    assert started, f"no trial started training within 120 s; tuner.run said: {err[-1500:]}"
+    assert final_states(tmp_path) == [TrialState.RUNNING]  # nobody has noticed yet
     time.sleep(GRACE_SECONDS + 2 * HEARTBEAT_SECONDS)
     (tmp_path / "tiny.yaml").write_text(TINY)  # the retry trains on a short budget
     resumed = run(tmp_path, "--trials", "1", "--jobs", "1")
@@ -155,6 +164,27 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == killed.number
     assert retry.params == killed.params
+
+
+def test_a_reader_never_writes_to_a_database_that_is_still_being_created(tmp_path):
+    # what tuner.run leaves between creating Optuna's tables and writing their version rows: a
+    # reader (export, dashboard, a poller) that opened it then would write those rows itself
+    # and race the creator (CI caught the creator failing so)
+    from optuna.storages._rdb import models
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    engine = sqlalchemy.create_engine(url)
+    models.BaseModel.metadata.create_all(engine)
+    with pytest.raises(TunerError, match="holds no Optuna study yet"):
+        open_storage(url, existing=True)
+    with engine.connect() as conn:
+        assert conn.execute(sqlalchemy.text("SELECT count(*) FROM version_info")).scalar() == 0
+    engine.dispose()
+    (tmp_path / "empty.db").touch()
+    with pytest.raises(TunerError, match="holds no Optuna study yet"):
+        open_storage(f"sqlite:///{tmp_path / 'empty.db'}", existing=True)
+    open_storage(url)  # the creator finishes the job; readers can open it from then on
+    assert open_storage(url, existing=True).get_all_studies() == []
 
 
 def test_unreachable_database_is_one_sentence_and_exit_2(tmp_path):

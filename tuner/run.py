@@ -64,14 +64,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def open_storage(url: str, *, existing: bool = False) -> optuna.storages.RDBStorage:
     """The RDB storage at `url`. Workers get heartbeats, so a worker killed mid-trial has its trial
-    failed and retried. Readers (export, dashboard) pass existing=True: nothing is created, and a
-    missing SQLite file is a TunerError. SQLite connections wait up to 60 s for a write lock."""
+    failed and retried. Readers (export, dashboard) pass existing=True: nothing is created or
+    written (see schema_ready), and a missing SQLite file or a database without a study is a
+    TunerError. SQLite connections wait up to 60 s for a write lock."""
     path = url.removeprefix("sqlite:///")
     if existing and url.startswith("sqlite:///") and not Path(path).is_file():
         raise TunerError(
             f"no study database at {path}; run python -m tuner.run first, or give --storage"
         )
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    if existing and not schema_ready(url, engine_kwargs):
+        raise TunerError(
+            f"{url} holds no Optuna study yet (its tables are missing or still being created); "
+            "run python -m tuner.run first"
+        )
     try:
         with warnings.catch_warnings():  # Optuna marks heartbeat retries experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -88,6 +94,30 @@ def open_storage(url: str, *, existing: bool = False) -> optuna.storages.RDBStor
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
     except STORAGE_ERRORS as exc:
         raise storage_error(url, exc) from None
+
+
+def schema_ready(url: str, engine_kwargs: dict) -> bool:
+    """Whether the storage's Optuna tables exist and their version rows are written.
+
+    Opening an RDBStorage writes those rows when it finds them missing, even with
+    skip_table_creation; a reader opening it while `tuner.run` is creating the database would
+    race the creator's own writes (and make it fail). Readers check first and create nothing.
+    """
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **engine_kwargs)
+        conn = engine.connect()
+    except STORAGE_ERRORS as exc:
+        raise storage_error(url, exc) from None
+    try:
+        return all(
+            conn.execute(sqlalchemy.text(f"SELECT 1 FROM {table}")).first() is not None
+            for table in ("version_info", "alembic_version")
+        )
+    except sqlalchemy.exc.DBAPIError:  # no such table
+        return False
+    finally:
+        conn.close()
+        engine.dispose()
 
 
 STORAGE_ERRORS = (
