@@ -17,6 +17,8 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.test_study import TINY
+from tuner.errors import TunerError
+from tuner.run import open_storage
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TUNER_TEST_ARTIFACTS", "test-artifacts"))
@@ -51,11 +53,11 @@ def wait_for(check, seconds: float, what: str):
 
 
 def complete_trials(db: Path) -> list[optuna.trial.FrozenTrial]:
-    if not db.exists():
-        return []
-    try:
-        study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
-    except KeyError:
+    try:  # a reader storage: a plain URL would write to a database tuner.run is still creating
+        study = optuna.load_study(
+            study_name="tiny", storage=open_storage(f"sqlite:///{db}", existing=True)
+        )
+    except (TunerError, KeyError):  # not there yet
         return []
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
