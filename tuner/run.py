@@ -103,11 +103,7 @@ def schema_ready(url: str, engine_kwargs: dict) -> bool:
     skip_table_creation; a reader opening it while `tuner.run` is creating the database would
     race the creator's own writes (and make it fail). Readers check first and create nothing.
     """
-    try:
-        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **engine_kwargs)
-        conn = engine.connect()
-    except STORAGE_ERRORS as exc:
-        raise storage_error(url, exc) from None
+    conn = connect(url, **engine_kwargs)
     try:
         return all(
             conn.execute(sqlalchemy.text(f"SELECT 1 FROM {table}")).first() is not None
@@ -117,7 +113,15 @@ def schema_ready(url: str, engine_kwargs: dict) -> bool:
         return False
     finally:
         conn.close()
-        engine.dispose()
+
+
+def connect(url: str, **engine_kwargs) -> sqlalchemy.Connection:
+    """One connection of its own (no pool: closing it closes it), or a TunerError."""
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **engine_kwargs)
+        return engine.connect()
+    except STORAGE_ERRORS as exc:
+        raise storage_error(url, exc) from None
 
 
 STORAGE_ERRORS = (
@@ -162,11 +166,7 @@ class ClaimLock:
             except OSError as exc:
                 raise storage_error(url, exc) from None
         elif self.statements:
-            try:
-                engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-                self.conn = engine.connect()
-            except STORAGE_ERRORS as exc:
-                raise storage_error(url, exc) from None
+            self.conn = connect(url)
 
     def _sql(self, statement: str) -> None:
         self.conn.execute(sqlalchemy.text(statement), {"key": self.key, "name": self.name})
