@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from tests.toy_envs import FORK
 from tuner.config import DQNConfig
@@ -17,7 +18,7 @@ from tuner.dqn import (
     save_checkpoints,
     train,
 )
-from tuner.envs import check_env, make_train_envs, true_next_obs
+from tuner.envs import TrainEnvs, check_env, make_env
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
 
@@ -150,17 +151,46 @@ def test_module_env_ids_work():
 
 
 def test_autoreset_keeps_the_final_observation_of_a_finished_episode():
-    envs, _ = make_train_envs("CartPole-v1", [0], 1)
+    envs = TrainEnvs("CartPole-v1", [0])
     for _ in range(100):
-        next_obs, _, terminated, truncated, info = envs.step(np.zeros(1, np.int64))
-        done = terminated | truncated
-        if done.any():
+        next_obs, real, _, terminated, truncated = envs.step(np.zeros(1, np.int64))
+        if terminated[0] or truncated[0]:
             break
-    real = true_next_obs(next_obs, done, info)
-    assert terminated[0]
+    assert terminated[0] and not truncated[0]
     assert abs(real[0, 2]) > 0.2095 or abs(real[0, 0]) > 2.4  # the pole fell: the last state
     assert np.abs(next_obs[0]).max() <= 0.05  # autoreset already gave a fresh start
     envs.close()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "tests.toy_envs:Fork-v0"])
+def test_train_envs_step_exactly_like_gymnasiums_sync_vector_env(env_id):
+    """Same seeds, same actions: the same observations, rewards, episode ends and final
+    observations as SyncVectorEnv in SAME_STEP autoreset mode (Fork truncates every 3 steps)."""
+    seeds = [3, 4, 5]
+    ours = TrainEnvs(env_id, seeds)
+    ref = SyncVectorEnv(
+        [lambda: make_env(env_id) for _ in seeds], autoreset_mode=AutoresetMode.SAME_STEP
+    )
+    ref_obs, _ = ref.reset(seed=seeds)
+    np.testing.assert_array_equal(ours.obs, ref_obs)
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(300):
+        actions = rng.integers(0, 2, len(seeds))
+        obs, real, rewards, terminated, truncated = ours.step(actions)
+        r_obs, r_rewards, r_terminated, r_truncated, info = ref.step(actions)
+        np.testing.assert_array_equal(obs, r_obs)
+        np.testing.assert_array_equal(rewards, r_rewards)
+        np.testing.assert_array_equal(terminated, r_terminated)
+        np.testing.assert_array_equal(truncated, r_truncated)
+        for i in np.flatnonzero(terminated | truncated):
+            np.testing.assert_array_equal(real[i], info["final_obs"][i])
+            ends += 1
+        for i in np.flatnonzero(~(terminated | truncated)):
+            np.testing.assert_array_equal(real[i], obs[i])
+    assert ends >= 20
+    ours.close()
+    ref.close()
 
 
 def test_checkpoints_round_trip_and_warm_start(tmp_path):

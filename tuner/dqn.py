@@ -16,11 +16,11 @@ from tqdm import tqdm
 from tuner.config import DQNConfig
 from tuner.envs import (
     EVAL_SEED,
+    TrainEnvs,
     apply_termination_penalty,
     check_env,
     make_env,
-    make_train_envs,
-    true_next_obs,
+    stream_seed,
 )
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
@@ -189,7 +189,7 @@ def evaluate(
             active = np.ones(len(envs), dtype=bool)
             limit = envs[0].spec.max_episode_steps if envs[0].spec else None
             for _ in range(limit or 10_000):
-                actions = network.greedy(obs.reshape(k, len(ids), -1)).reshape(-1)
+                actions = network.greedy(obs.reshape(k, len(ids), -1)).reshape(-1).tolist()
                 for i in np.flatnonzero(active):
                     obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
                     total[i] += reward
@@ -254,7 +254,8 @@ def train(
     eval_every = math.ceil(config.eval_every / e) if config.eval_every else n_steps
     chunk = 1 if (config.double_dqn or config.prioritized) else config.gradient_steps
 
-    envs, obs = make_train_envs(config.env, seed_ids, e)
+    envs = TrainEnvs(config.env, [stream_seed(s, 2, i) for s in seed_ids for i in range(e)])
+    obs = envs.obs
     # Denormal floats are ~10x slower on the CPU. This flag covers the calling thread only; the
     # weights and optimizer state, where they build up, are also cleared by flush_tiny below.
     torch.set_flush_denormal(True)
@@ -270,17 +271,17 @@ def train(
             step = t * e
             # act: epsilon-greedy, each seed with its own random numbers
             u = explore.next()[:, 0].reshape(k, e, 2)
-            obs_k = obs.reshape(k, e, -1).astype(np.float32, copy=False)
+            obs_k = obs.reshape(k, e, -1)
             eps = epsilon(config, step - e)
             actions = (u[..., 1] * info.n_actions).astype(np.int64)
             greedy = u[..., 0] >= eps
             if greedy.any():
                 actions = np.where(greedy, online.greedy(obs_k), actions)
 
-            # step and store; the true last observation of a finished episode is in final_obs
-            next_obs, rewards, terminated, truncated, step_info = envs.step(actions.reshape(-1))
+            # step and store the observation each action led to (an episode's last one where
+            # it ended, while next_obs already starts the next episode)
+            next_obs, real_next, rewards, terminated, truncated = envs.step(actions.reshape(-1))
             done = terminated | truncated
-            real_next = true_next_obs(next_obs, done, step_info)
             rewards = apply_termination_penalty(rewards, terminated, config.termination_penalty)
             replay.add(
                 obs_k,

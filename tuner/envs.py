@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from tuner.errors import TunerError
 
@@ -64,18 +63,61 @@ def stream_seed(*key: int) -> int:
     return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
 
 
-def make_train_envs(
-    env_id: str, seeds: list[int], envs_per_seed: int
-) -> tuple[SyncVectorEnv, np.ndarray]:
-    """K * E envs in one vector env, seed-major: env k * E + e belongs to seed k.
+class TrainEnvs:
+    """K * E training envs stepped in one Python loop, seed-major: env k * E + e is seed k's.
 
-    SAME_STEP autoreset returns the next episode's first observation at once and the finished
-    episode's last one in `info["final_obs"]`, so every step yields a complete transition.
+    This is gymnasium's SyncVectorEnv in SAME_STEP autoreset mode without what DQN never reads:
+    no info dicts, no copies of every observation, and actions passed as Python ints (the fast
+    path of `Discrete.contains`). On CartPole that makes a step of the training loop about 10%
+    cheaper. Episodes and their seeding are the same as SyncVectorEnv's: env i starts from
+    `reset(seed=seeds[i])` and later episodes continue its generator.
     """
-    fns = [lambda: make_env(env_id) for _ in range(len(seeds) * envs_per_seed)]
-    envs = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-    obs, _ = envs.reset(seed=[stream_seed(s, 2, e) for s in seeds for e in range(envs_per_seed)])
-    return envs, obs
+
+    def __init__(self, env_id: str, seeds: list[int]) -> None:
+        self.envs: list[gym.Env] = []
+        try:
+            for _ in seeds:
+                self.envs.append(make_env(env_id))
+            self.obs = np.stack(
+                [env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds)]
+            ).astype(np.float32)
+        except BaseException:
+            self.close()
+            raise
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Step every env once: (obs, real_next_obs, rewards, terminated, truncated).
+
+        `obs` is where each env is now: the next episode's first observation where an episode
+        just ended. `real_next_obs` is the observation each action led to, the finished
+        episode's last one there: the transition to store.
+        """
+        n = len(self.envs)
+        obs = np.empty_like(self.obs)
+        rewards = np.empty(n)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        finals: list[tuple[int, np.ndarray]] = []
+        for i, (env, action) in enumerate(zip(self.envs, actions.tolist())):
+            o, rewards[i], term, trunc, _ = env.step(action)
+            if term or trunc:
+                terminated[i], truncated[i] = term, trunc
+                finals.append((i, o))
+                o = env.reset()[0]
+            obs[i] = o
+        real_next = obs
+        if finals:
+            real_next = obs.copy()
+            for i, o in finals:
+                real_next[i] = o
+        self.obs = obs
+        return obs, real_next, rewards, terminated, truncated
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
 def apply_termination_penalty(
@@ -83,13 +125,3 @@ def apply_termination_penalty(
 ) -> np.ndarray:
     """The reward to store: `penalty` where the episode terminated (not truncated), else the env's."""
     return rewards if penalty is None else np.where(terminated, penalty, rewards)
-
-
-def true_next_obs(next_obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
-    """The observation each env's action led to: where an episode just ended, its final one,
-    not the first observation of the next episode that autoreset put in `next_obs`."""
-    if not done.any():
-        return next_obs
-    real = next_obs.copy()
-    real[done] = np.stack(info["final_obs"][done])
-    return real
