@@ -27,6 +27,11 @@ from tuner.networks import BatchedQNetwork
 from tuner.optim import FlatOptimizer, clip_gradients, flush_tiny
 from tuner.replay import Batch, ReplayBuffer, SeedUniforms
 
+HOUSEKEEPING_EVERY = 32
+"""Gradient steps between checks for divergence and flushes of tiny weights (both also run on
+the first training phase; the check also before every evaluation): each costs a few dozen
+microseconds, as much as a whole update of a small network."""
+
 OnEval = Callable[[int, np.ndarray], "bool | None"]
 """on_eval(env_step, mean_returns[K]); returning False stops training, raising aborts it."""
 
@@ -143,8 +148,9 @@ def gradient_step(
 def check_finite(online: BatchedQNetwork, td: torch.Tensor, step: int) -> None:
     """Raise Diverged naming the first seed whose TD errors are not finite.
 
-    Non-finite weights give non-finite Q-values and so TD errors: checking these [K, B] numbers
-    once per training phase catches both, at the cost of one sum.
+    Non-finite weights give non-finite Q-values and so TD errors, and once non-finite they stay
+    so: checking the latest update's [K, B] errors every HOUSEKEEPING_EVERY gradient steps
+    catches a divergence at most that many steps after it happens, at the cost of one sum.
     """
     if not torch.isfinite(td.sum()):
         bad = ~torch.isfinite(td).all(1)
@@ -264,7 +270,8 @@ def train(
     )
     eval_steps: list[int] = []
     eval_returns: list[np.ndarray] = []
-    grad_steps, flushed_at, owed, stopped = 0, 0, 0, False
+    grad_steps, owed, stopped = 0, 0, False
+    checked_at: int | None = None  # gradient steps at the last divergence check
     start = time.perf_counter()
     try:
         for t in range(1, n_steps + 1):
@@ -301,9 +308,6 @@ def train(
                 )
                 update_target(target, online, config, times=owed)
                 owed = 0
-                if grad_steps - flushed_at >= 32:
-                    flush_tiny(online.params, target.params, *optimizer.state)
-                    flushed_at = grad_steps
                 for g in range(config.gradient_steps):
                     if g % chunk == 0:  # target net and replay are fixed within a phase
                         batch = replay.sample(config.batch_size, chunk, beta)
@@ -321,7 +325,10 @@ def train(
                     if config.prioritized:
                         replay.update_priorities(batch.indices[j], td)
                 grad_steps += config.gradient_steps
-                check_finite(online, td, step)
+                if checked_at is None or grad_steps - checked_at >= HOUSEKEEPING_EVERY:
+                    check_finite(online, td, step)
+                    flush_tiny(online.params, target.params, *optimizer.state)
+                    checked_at = grad_steps
 
             # sync target: the online weights change only while learning, so the updates due
             # are made at once right before the target is next used
@@ -330,6 +337,9 @@ def train(
 
             # evaluate
             if t % eval_every == 0 or t == n_steps:
+                if checked_at is not None and grad_steps > checked_at:  # never score a diverged net
+                    check_finite(online, td, step)
+                    checked_at = grad_steps
                 returns = evaluate(online, config.env, config.eval_episodes).mean(1)
                 eval_steps.append(step)
                 eval_returns.append(returns)

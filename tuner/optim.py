@@ -88,5 +88,6 @@ def clip_gradients(grad: torch.Tensor, value: float | None, norm: float | None) 
         grad.clamp_(-value, value)
     if norm is not None:
         total = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
-        grad.mul_((norm / (total + 1e-6)).clamp_(max=1.0))
+        # norm / (total + 1e-6) as torch computes it, without the Python-level __rdiv__ wrapper
+        grad.mul_(total.add_(1e-6).reciprocal_().mul_(norm).clamp_(max=1.0))
     return grad
