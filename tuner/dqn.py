@@ -274,81 +274,86 @@ def train(
     checked_at: int | None = None  # gradient steps at the last divergence check
     start = time.perf_counter()
     try:
-        for t in range(1, n_steps + 1):
-            step = t * e
-            # act: epsilon-greedy, each seed with its own random numbers
-            u = explore.next()[:, 0].reshape(k, e, 2)
-            obs_k = obs.reshape(k, e, -1)
-            eps = epsilon(config, step - e)
-            actions = (u[..., 1] * info.n_actions).astype(np.int64)
-            greedy = u[..., 0] >= eps
-            if greedy.any():
-                actions = np.where(greedy, online.greedy(obs_k), actions)
+        # nothing in the loop needs autograd: inference mode skips its bookkeeping on every
+        # op (about a tenth of a small network's update); the weights stay ordinary tensors
+        with torch.inference_mode():
+            for t in range(1, n_steps + 1):
+                step = t * e
+                # act: epsilon-greedy, each seed with its own random numbers
+                u = explore.next()[:, 0].reshape(k, e, 2)
+                obs_k = obs.reshape(k, e, -1)
+                eps = epsilon(config, step - e)
+                actions = (u[..., 1] * info.n_actions).astype(np.int64)
+                greedy = u[..., 0] >= eps
+                if greedy.any():
+                    actions = np.where(greedy, online.greedy(obs_k), actions)
 
-            # step and store the observation each action led to (an episode's last one where
-            # it ended, while next_obs already starts the next episode)
-            next_obs, real_next, rewards, terminated, truncated = envs.step(actions.reshape(-1))
-            done = terminated | truncated
-            rewards = apply_termination_penalty(rewards, terminated, config.termination_penalty)
-            replay.add(
-                obs_k,
-                actions,
-                rewards.reshape(k, e),
-                real_next.reshape(k, e, -1),
-                terminated.reshape(k, e),
-                done.reshape(k, e),
-            )
-            obs = next_obs
-
-            # learn
-            if t % train_every == 0 and step > config.learning_starts and replay.sampleable:
-                beta = (
-                    config.per_beta
-                    + (config.per_beta_end - config.per_beta) * step / config.total_steps
+                # step and store the observation each action led to (an episode's last one where
+                # it ended, while next_obs already starts the next episode)
+                next_obs, real_next, rewards, terminated, truncated = envs.step(actions.reshape(-1))
+                done = terminated | truncated
+                rewards = apply_termination_penalty(rewards, terminated, config.termination_penalty)
+                replay.add(
+                    obs_k,
+                    actions,
+                    rewards.reshape(k, e),
+                    real_next.reshape(k, e, -1),
+                    terminated.reshape(k, e),
+                    done.reshape(k, e),
                 )
-                update_target(target, online, config, times=owed)
-                owed = 0
-                for g in range(config.gradient_steps):
-                    if g % chunk == 0:  # target net and replay are fixed within a phase
-                        batch = replay.sample(config.batch_size, chunk, beta)
-                        targets = td_targets(online, target, batch, config.double_dqn)
-                    j = g % chunk
-                    td = gradient_step(
-                        online,
-                        optimizer,
-                        config,
-                        batch.obs[j],
-                        batch.actions[j],
-                        targets[j],
-                        batch.weights[j] if config.prioritized else None,
+                obs = next_obs
+
+                # learn
+                if t % train_every == 0 and step > config.learning_starts and replay.sampleable:
+                    beta = (
+                        config.per_beta
+                        + (config.per_beta_end - config.per_beta) * step / config.total_steps
                     )
-                    if config.prioritized:
-                        replay.update_priorities(batch.indices[j], td)
-                grad_steps += config.gradient_steps
-                if checked_at is None or grad_steps - checked_at >= HOUSEKEEPING_EVERY:
-                    check_finite(online, td, step)
-                    flush_tiny(online.params, target.params, *optimizer.state)
-                    checked_at = grad_steps
+                    update_target(target, online, config, times=owed)
+                    owed = 0
+                    for g in range(config.gradient_steps):
+                        if g % chunk == 0:  # target net and replay are fixed within a phase
+                            batch = replay.sample(config.batch_size, chunk, beta)
+                            targets = td_targets(online, target, batch, config.double_dqn)
+                        j = g % chunk
+                        td = gradient_step(
+                            online,
+                            optimizer,
+                            config,
+                            batch.obs[j],
+                            batch.actions[j],
+                            targets[j],
+                            batch.weights[j] if config.prioritized else None,
+                        )
+                        if config.prioritized:
+                            replay.update_priorities(batch.indices[j], td)
+                    grad_steps += config.gradient_steps
+                    if checked_at is None or grad_steps - checked_at >= HOUSEKEEPING_EVERY:
+                        check_finite(online, td, step)
+                        flush_tiny(online.params, target.params, *optimizer.state)
+                        checked_at = grad_steps
 
-            # sync target: the online weights change only while learning, so the updates due
-            # are made at once right before the target is next used
-            if t % target_every == 0:
-                owed += 1
+                # sync target: the online weights change only while learning, so the updates due
+                # are made at once right before the target is next used
+                if t % target_every == 0:
+                    owed += 1
 
-            # evaluate
-            if t % eval_every == 0 or t == n_steps:
-                if checked_at is not None and grad_steps > checked_at:  # never score a diverged net
-                    check_finite(online, td, step)
-                    checked_at = grad_steps
-                returns = evaluate(online, config.env, config.eval_episodes).mean(1)
-                eval_steps.append(step)
-                eval_returns.append(returns)
-                bar.set_postfix(eval=f"{returns.mean():.1f}", refresh=False)
-                if on_eval is not None and on_eval(step, returns) is False:
-                    stopped = True
-                    break
-            if t % 256 == 0 or t == n_steps:
-                bar.update(step - bar.n)
+                # evaluate
+                if t % eval_every == 0 or t == n_steps:
+                    if (
+                        checked_at is not None and grad_steps > checked_at
+                    ):  # never score a diverged net
+                        check_finite(online, td, step)
+                        checked_at = grad_steps
+                    returns = evaluate(online, config.env, config.eval_episodes).mean(1)
+                    eval_steps.append(step)
+                    eval_returns.append(returns)
+                    bar.set_postfix(eval=f"{returns.mean():.1f}", refresh=False)
+                    if on_eval is not None and on_eval(step, returns) is False:
+                        stopped = True
+                        break
+                if t % 256 == 0 or t == n_steps:
+                    bar.update(step - bar.n)
     finally:
         torch.set_flush_denormal(False)
         envs.close()
