@@ -106,14 +106,18 @@ def td_targets(
     already 0 where the episode terminated: bootstrap through time limits, never termination.
     """
     count, k, b = batch.returns.shape
-    next_obs = batch.next_obs.transpose(0, 1).reshape(k, count * b, -1)
+    if count == 1:  # the common case, with two fewer ops
+        next_obs = batch.next_obs[0]
+    else:
+        next_obs = batch.next_obs.transpose(0, 1).reshape(k, count * b, -1)
     q_next = target(next_obs)
     if double_dqn:
         best = online(next_obs).argmax(-1, keepdim=True)
         value = q_next.gather(-1, best).squeeze(-1)
     else:
         value = q_next.max(-1).values
-    return torch.addcmul(batch.returns, batch.discounts, value.reshape(k, count, b).transpose(0, 1))
+    value = value[None] if count == 1 else value.reshape(k, count, b).transpose(0, 1)
+    return torch.addcmul(batch.returns, batch.discounts, value)
 
 
 def gradient_step(
