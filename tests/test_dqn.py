@@ -151,14 +151,15 @@ def test_module_env_ids_work():
 
 
 def test_autoreset_keeps_the_final_observation_of_a_finished_episode():
-    envs = TrainEnvs("CartPole-v1", [0])
+    envs = TrainEnvs("CartPole-v1", [[0]])
     for _ in range(100):
-        next_obs, real, _, terminated, truncated = envs.step(np.zeros(1, np.int64))
-        if terminated[0] or truncated[0]:
+        next_obs, real, _, terminated, done = envs.step(np.zeros((1, 1), np.int64))
+        if done[0, 0]:
             break
-    assert terminated[0] and not truncated[0]
-    assert abs(real[0, 2]) > 0.2095 or abs(real[0, 0]) > 2.4  # the pole fell: the last state
-    assert np.abs(next_obs[0]).max() <= 0.05  # autoreset already gave a fresh start
+    assert terminated[0, 0]
+    real, next_obs = real[0, 0], next_obs[0, 0]
+    assert abs(real[2]) > 0.2095 or abs(real[0]) > 2.4  # the pole fell: the last state
+    assert np.abs(next_obs).max() <= 0.05  # autoreset already gave a fresh start
     envs.close()
 
 
@@ -166,27 +167,28 @@ def test_autoreset_keeps_the_final_observation_of_a_finished_episode():
 def test_train_envs_step_exactly_like_gymnasiums_sync_vector_env(env_id):
     """Same seeds, same actions: the same observations, rewards, episode ends and final
     observations as SyncVectorEnv in SAME_STEP autoreset mode (Fork truncates every 3 steps)."""
-    seeds = [3, 4, 5]
-    ours = TrainEnvs(env_id, seeds)
+    seeds = [3, 4, 5, 6, 7, 8]
+    ours = TrainEnvs(env_id, [seeds[:3], seeds[3:]])  # 2 seeds, 3 envs each, seed-major
     ref = SyncVectorEnv(
         [lambda: make_env(env_id) for _ in seeds], autoreset_mode=AutoresetMode.SAME_STEP
     )
     ref_obs, _ = ref.reset(seed=seeds)
-    np.testing.assert_array_equal(ours.obs, ref_obs)
+    np.testing.assert_array_equal(ours.obs.reshape(6, -1), ref_obs)
     rng = np.random.default_rng(0)
     ends = 0
     for _ in range(300):
-        actions = rng.integers(0, 2, len(seeds))
-        obs, real, rewards, terminated, truncated = ours.step(actions)
-        r_obs, r_rewards, r_terminated, r_truncated, info = ref.step(actions)
+        actions = rng.integers(0, 2, (2, 3))
+        obs, real, rewards, terminated, done = ours.step(actions)
+        r_obs, r_rewards, r_terminated, r_truncated, info = ref.step(actions.reshape(-1))
+        obs, real = obs.reshape(6, -1), real.reshape(6, -1)
         np.testing.assert_array_equal(obs, r_obs)
-        np.testing.assert_array_equal(rewards, r_rewards)
-        np.testing.assert_array_equal(terminated, r_terminated)
-        np.testing.assert_array_equal(truncated, r_truncated)
-        for i in np.flatnonzero(terminated | truncated):
+        np.testing.assert_array_equal(rewards.reshape(-1), r_rewards)
+        np.testing.assert_array_equal(terminated.reshape(-1), r_terminated)
+        np.testing.assert_array_equal(done.reshape(-1), r_terminated | r_truncated)
+        for i in np.flatnonzero(done):
             np.testing.assert_array_equal(real[i], info["final_obs"][i])
             ends += 1
-        for i in np.flatnonzero(~(terminated | truncated)):
+        for i in np.flatnonzero(~done):
             np.testing.assert_array_equal(real[i], obs[i])
     assert ends >= 20
     ours.close()

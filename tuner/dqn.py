@@ -87,6 +87,32 @@ def epsilon(config: DQNConfig, step: int) -> float:
     return config.epsilon_end + span * max(0.0, 1.0 - step / config.epsilon_decay_steps)
 
 
+class Exploration:
+    """Epsilon-greedy choices for K seeds' E envs, drawn from each seed's own generator.
+
+    The numbers and the epsilon schedule are turned into choices 1024 vector steps at a time,
+    so that a step of the training loop only looks its choices up.
+    """
+
+    CHUNK = 1024
+
+    def __init__(self, config: DQNConfig, seeds: list[int], e: int, n_actions: int) -> None:
+        self.config, self.k, self.e, self.n_actions = config, len(seeds), e, n_actions
+        self.uniforms = SeedUniforms(seeds, stream=4, width=2 * e, chunk=self.CHUNK)
+
+    def choices(self, t: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """For vector step t (1, 2, ... in order): random actions [K, E], which envs act
+        greedily instead [K, E], and how many do."""
+        i = (t - 1) % self.CHUNK
+        if i == 0:
+            u = self.uniforms.next(self.CHUNK).reshape(self.k, self.CHUNK, self.e, 2)
+            eps = [epsilon(self.config, (t - 1 + j) * self.e) for j in range(self.CHUNK)]
+            self.random = (u[..., 1] * self.n_actions).astype(np.int64)
+            self.greedy = u[..., 0] >= np.array(eps)[:, None]
+            self.n_greedy = self.greedy.sum((0, 2)).tolist()
+        return self.random[:, i], self.greedy[:, i], self.n_greedy[i]
+
+
 def make_optimizer(config: DQNConfig, network: BatchedQNetwork) -> FlatOptimizer:
     return FlatOptimizer(
         config.optimizer,
@@ -255,7 +281,7 @@ def train(
         eps=config.per_eps,
         device=dev,
     )
-    explore = SeedUniforms(seed_ids, stream=4, width=2 * e)  # per env: explore?, random action
+    explore = Exploration(config, seed_ids, e, info.n_actions)
 
     # all cadences in vector steps (each is E env steps per seed)
     n_steps = math.ceil(config.total_steps / e)
@@ -264,8 +290,9 @@ def train(
     eval_every = math.ceil(config.eval_every / e) if config.eval_every else n_steps
     chunk = 1 if (config.double_dqn or config.prioritized) else config.gradient_steps
 
-    envs = TrainEnvs(config.env, [stream_seed(s, 2, i) for s in seed_ids for i in range(e)])
+    envs = TrainEnvs(config.env, [[stream_seed(s, 2, i) for i in range(e)] for s in seed_ids])
     obs = envs.obs
+    penalty = config.termination_penalty
     # Denormal floats are ~10x slower on the CPU. This flag covers the calling thread only; the
     # weights and optimizer state, where they build up, are also cleared by flush_tiny below.
     torch.set_flush_denormal(True)
@@ -284,27 +311,18 @@ def train(
             for t in range(1, n_steps + 1):
                 step = t * e
                 # act: epsilon-greedy, each seed with its own random numbers
-                u = explore.next()[:, 0].reshape(k, e, 2)
-                obs_k = obs.reshape(k, e, -1)
-                eps = epsilon(config, step - e)
-                actions = (u[..., 1] * info.n_actions).astype(np.int64)
-                greedy = u[..., 0] >= eps
-                if greedy.any():
-                    actions = np.where(greedy, online.greedy(obs_k), actions)
+                actions, greedy, n_greedy = explore.choices(t)
+                if n_greedy == k * e:
+                    actions = online.greedy(obs)
+                elif n_greedy:
+                    actions = np.where(greedy, online.greedy(obs), actions)
 
                 # step and store the observation each action led to (an episode's last one where
                 # it ended, while next_obs already starts the next episode)
-                next_obs, real_next, rewards, terminated, truncated = envs.step(actions.reshape(-1))
-                done = terminated | truncated
-                rewards = apply_termination_penalty(rewards, terminated, config.termination_penalty)
-                replay.add(
-                    obs_k,
-                    actions,
-                    rewards.reshape(k, e),
-                    real_next.reshape(k, e, -1),
-                    terminated.reshape(k, e),
-                    done.reshape(k, e),
-                )
+                next_obs, real_next, rewards, terminated, done = envs.step(actions)
+                if penalty is not None:
+                    rewards = apply_termination_penalty(rewards, terminated, penalty)
+                replay.add(obs, actions, rewards, real_next, terminated, done)
                 obs = next_obs
 
                 # learn

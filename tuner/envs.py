@@ -64,56 +64,58 @@ def stream_seed(*key: int) -> int:
 
 
 class TrainEnvs:
-    """K * E training envs stepped in one Python loop, seed-major: env k * E + e is seed k's.
+    """K seeds' E training envs each, stepped in one Python loop; every array is [K, E, ...].
 
     This is gymnasium's SyncVectorEnv in SAME_STEP autoreset mode without what DQN never reads:
     no info dicts, no copies of every observation, and actions passed as Python ints (the fast
     path of `Discrete.contains`). On CartPole that makes a step of the training loop about 10%
-    cheaper. Episodes and their seeding are the same as SyncVectorEnv's: env i starts from
-    `reset(seed=seeds[i])` and later episodes continue its generator.
+    cheaper. Episodes and their seeding are the same as SyncVectorEnv's: env [k, e] starts from
+    `reset(seed=seeds[k][e])` and later episodes continue its generator.
     """
 
-    def __init__(self, env_id: str, seeds: list[int]) -> None:
+    def __init__(self, env_id: str, seeds: list[list[int]]) -> None:
+        self.shape = (len(seeds), len(seeds[0]))
         self.envs: list[gym.Env] = []
         try:
-            for _ in seeds:
+            for _ in range(self.shape[0] * self.shape[1]):
                 self.envs.append(make_env(env_id))
-            self.obs = np.stack(
-                [env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds)]
-            ).astype(np.float32)
+            flat = [seed for row in seeds for seed in row]
+            first = [env.reset(seed=seed)[0] for env, seed in zip(self.envs, flat)]
         except BaseException:
             self.close()
             raise
+        self.obs = np.stack(first).astype(np.float32).reshape(*self.shape, -1)
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Step every env once: (obs, real_next_obs, rewards, terminated, truncated).
+        """Step every env once: (obs, real_next_obs, rewards, terminated, done).
 
         `obs` is where each env is now: the next episode's first observation where an episode
         just ended. `real_next_obs` is the observation each action led to, the finished
-        episode's last one there: the transition to store.
+        episode's last one there: the transition to store. `done` is terminated or truncated.
         """
-        n = len(self.envs)
         obs = np.empty_like(self.obs)
-        rewards = np.empty(n)
-        terminated = np.zeros(n, dtype=bool)
-        truncated = np.zeros(n, dtype=bool)
+        rewards = np.empty(self.shape)
+        terminated = np.zeros(self.shape, dtype=bool)
+        done = np.zeros(self.shape, dtype=bool)
+        flat_obs, flat_rewards = obs.reshape(len(self.envs), -1), rewards.reshape(-1)
         finals: list[tuple[int, np.ndarray]] = []
-        for i, (env, action) in enumerate(zip(self.envs, actions.tolist())):
-            o, rewards[i], term, trunc, _ = env.step(action)
+        for i, (env, action) in enumerate(zip(self.envs, actions.reshape(-1).tolist())):
+            o, flat_rewards[i], term, trunc, _ = env.step(action)
             if term or trunc:
-                terminated[i], truncated[i] = term, trunc
+                terminated.flat[i], done.flat[i] = term, True
                 finals.append((i, o))
                 o = env.reset()[0]
-            obs[i] = o
+            flat_obs[i] = o
         real_next = obs
         if finals:
             real_next = obs.copy()
+            flat_real = real_next.reshape(len(self.envs), -1)
             for i, o in finals:
-                real_next[i] = o
+                flat_real[i] = o
         self.obs = obs
-        return obs, real_next, rewards, terminated, truncated
+        return obs, real_next, rewards, terminated, done
 
     def close(self) -> None:
         for env in self.envs:
