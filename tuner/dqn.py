@@ -162,11 +162,15 @@ def gradient_step(
     """
     q, cache = online.forward(obs)
     actions = actions[..., None]
-    td = q.gather(-1, actions).squeeze(-1) - targets
-    grad_td = td.clamp(-1.0, 1.0) if config.loss == "huber" else 2.0 * td  # d loss / d td
+    td = q.gather(-1, actions).squeeze_(-1).sub_(targets)
+    # d loss / d td, over the batch size (each seed's loss is its batch mean)
+    if config.loss == "huber":
+        grad_td = td.clamp(-1.0, 1.0).div_(td.shape[1])
+    else:
+        grad_td = td.mul(2.0 / td.shape[1])
     if weights is not None:
-        grad_td = grad_td * weights
-    grad_q = torch.zeros_like(q).scatter_(-1, actions, grad_td[..., None] / td.shape[1])
+        grad_td.mul_(weights)
+    grad_q = torch.zeros_like(q).scatter_(-1, actions, grad_td[..., None])
     optimizer.step(
         clip_gradients(
             online.backward(cache, grad_q), config.grad_clip_value, config.grad_clip_norm

@@ -76,6 +76,7 @@ class BatchedQNetwork:
 
     def _set_views(self) -> None:
         self.layers = self._views(self.params)
+        self.transposed = [w.transpose(1, 2) for w, _ in self.layers]  # for backward
         # numpy views of the same memory: acting with numpy costs a third of torch's dispatch
         on_cpu = self.params.device.type == "cpu" and self.activation in NUMPY_ACTIVATIONS
         self.host_layers = [(w.numpy(), b.numpy()) for w, b in self.layers] if on_cpu else None
@@ -168,7 +169,7 @@ class BatchedQNetwork:
             else:
                 parts.append(torch.bmm(inputs[i].transpose(1, 2), grad).view(self.k, -1))
             if i > 0:
-                grad = torch.bmm(grad, self.layers[i][0].transpose(1, 2))
+                grad = torch.bmm(grad, self.transposed[i])
                 grad = activation_backward(self.activation, grad, pres[i - 1], inputs[i])
         return torch.cat(parts[::-1], 1)
 
