@@ -87,7 +87,7 @@ def clip_gradients(grad: torch.Tensor, value: float | None, norm: float | None) 
     if value is not None:
         grad.clamp_(-value, value)
     if norm is not None:
-        total = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
-        # norm / (total + 1e-6) as torch computes it, without the Python-level __rdiv__ wrapper
-        grad.mul_(total.add_(1e-6).reciprocal_().mul_(norm).clamp_(max=1.0))
+        # one kernel: rows with an L2 norm above `norm` are scaled by norm / (their norm + 1e-7),
+        # which is clip_grad_norm_'s rule up to its epsilon (1e-6), row by row
+        grad.renorm_(2, 0, norm)
     return grad

@@ -100,7 +100,7 @@ class ReplayBuffer:
     ) -> None:
         """One vector step: obs/next_obs [K, E, D], the rest [K, E]. `done` = terminated or truncated."""
         start, d = self.pos * self.e, self.d
-        columns = (obs, next_obs, actions, rewards, self.gamma * (1.0 - terminated), done)
+        columns = (obs, next_obs, actions, rewards, np.where(terminated, 0.0, self.gamma), done)
         if self.host is not None:  # write straight into the buffer's memory
             rows = self.host[:, start : start + self.e]
             rows[..., :d], rows[..., d : 2 * d] = obs, next_obs
@@ -143,11 +143,21 @@ class ReplayBuffer:
         idx may be a numpy array when the buffer is on the CPU.
         """
         d = self.d
+        if self.host is not None and isinstance(idx, np.ndarray) and self.n_step == 1:
+            # numpy's indexing and slicing cost a fraction of torch's on tensors this small
+            rows = self.host.reshape(-1, self.host.shape[-1])[idx + self.host_offsets]
+            return (
+                torch.from_numpy(rows[..., :d]),
+                torch.from_numpy(rows[..., 2 * d].astype(np.int64)),
+                torch.from_numpy(rows[..., 2 * d + 1]),
+                torch.from_numpy(rows[..., d : 2 * d]),
+                torch.from_numpy(rows[..., 2 * d + 2]),
+            )
+        idx = torch.as_tensor(idx, device=self.device)
         rows = self._gather(idx)
         obs, actions = rows[..., :d], rows[..., 2 * d].long()
         if self.n_step == 1:
             return obs, actions, rows[..., 2 * d + 1], rows[..., d : 2 * d], rows[..., 2 * d + 2]
-        idx = torch.as_tensor(idx, device=self.device)
         ahead = (
             idx[..., None] + self.e * torch.arange(self.n_step, device=self.device)
         ) % self.slots
@@ -177,11 +187,8 @@ class ReplayBuffer:
         self.priority.scatter_(1, indices, p**self.alpha)
         self.max_priority = torch.maximum(self.max_priority, p.max(1, keepdim=True).values)
 
-    def _gather(self, idx: torch.Tensor | np.ndarray, trailing: int = 0) -> torch.Tensor:
+    def _gather(self, idx: torch.Tensor, trailing: int = 0) -> torch.Tensor:
         """Rows of seed-local slots idx [..., K, B, *trailing dims]."""
-        if isinstance(idx, np.ndarray):  # on the CPU numpy's indexing costs a third of torch's
-            offsets = self.host_offsets.reshape(self.k, 1, *[1] * trailing)
-            return torch.from_numpy(self.host.reshape(-1, self.host.shape[-1])[idx + offsets])
         offsets = self.seed_offsets.view(self.k, 1, *[1] * trailing)
         flat = (idx + offsets).reshape(-1)
         return self.data.view(-1, self.data.shape[-1]).index_select(0, flat).view(*idx.shape, -1)
