@@ -10,6 +10,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from tests.toy_envs import FORK
 from tuner.config import DQNConfig
 from tuner.dqn import (
+    Exploration,
     epsilon,
     evaluate,
     gradient_step,
@@ -21,6 +22,7 @@ from tuner.dqn import (
 from tuner.envs import TrainEnvs, check_env, make_env
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
+from tuner.replay import SeedUniforms
 
 FAST = DQNConfig(
     total_steps=600,
@@ -252,6 +254,22 @@ def test_epsilon_is_one_during_warm_up_then_follows_its_schedule():
         epsilon_start=0.9, epsilon_end=0.05, epsilon_schedule="exponential", learning_starts=0
     )
     assert epsilon(tutorial, 1000) == pytest.approx(0.05 + 0.85 * math.exp(-1))
+
+
+def test_exploration_chooses_per_step_what_the_schedule_and_each_seeds_numbers_say():
+    """Across a chunk boundary: env [k, e] at vector step t acts greedily iff its explore number
+    is >= epsilon at env step (t - 1) * E; otherwise its action number picks the action."""
+    config = DQNConfig(learning_starts=300, epsilon_decay_steps=4000, epsilon_end=0.1)
+    seeds, e, n_actions = [7, 8], 2, 3
+    explore = Exploration(config, seeds, e, n_actions)
+    numbers = SeedUniforms(seeds, stream=4, width=2 * e)  # the same streams, a step at a time
+    for t in range(1, 2 * Exploration.CHUNK + 50):
+        u = numbers.next()[:, 0].reshape(len(seeds), e, 2)
+        actions, greedy, n_greedy = explore.choices(t)
+        want_greedy = u[..., 0] >= epsilon(config, (t - 1) * e)
+        np.testing.assert_array_equal(greedy, want_greedy)
+        assert n_greedy == want_greedy.sum()
+        np.testing.assert_array_equal(actions, (u[..., 1] * n_actions).astype(np.int64))
 
 
 def test_training_penalises_termination_and_bootstraps_through_truncation():

@@ -43,6 +43,27 @@ def test_ring_buffer_wraps_and_samples_only_the_newest_transitions():
     assert sampled == [2, 3, 4]
 
 
+def test_cpu_sampling_returns_the_rows_the_indexed_path_returns():
+    """One-step sampling on the CPU slices the rows with numpy; every field must equal what the
+    hand-checked torch path (`transitions` of a tensor of slots) gives for the same slots."""
+    buf = ReplayBuffer(seeds=[0, 1], envs_per_seed=2, capacity=40, obs_dim=3, gamma=0.9)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        terminated = rng.random((2, 2)) < 0.3
+        buf.add(
+            rng.normal(size=(2, 2, 3)).astype(np.float32),
+            rng.integers(0, 4, (2, 2)),
+            rng.normal(size=(2, 2)),
+            rng.normal(size=(2, 2, 3)).astype(np.float32),
+            terminated,
+            terminated | (rng.random((2, 2)) < 0.2),
+        )
+    batch = buf.sample(batch_size=50, count=2)
+    assert batch.actions.dtype == torch.int64 and batch.indices.shape == (2, 2, 50)
+    for fast, indexed in zip(batch[:5], buf.transitions(batch.indices)):
+        assert torch.equal(fast, indexed)
+
+
 def test_n_step_returns_stop_at_episode_ends_and_bootstrap_only_through_truncation():
     buf = ReplayBuffer(seeds=[0], envs_per_seed=1, capacity=10, obs_dim=1, n_step=3, gamma=0.5)
     add(buf, 0, 1, 1)

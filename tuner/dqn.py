@@ -296,7 +296,6 @@ def train(
 
     envs = TrainEnvs(config.env, [[stream_seed(s, 2, i) for i in range(e)] for s in seed_ids])
     obs = envs.obs
-    penalty = config.termination_penalty
     # Denormal floats are ~10x slower on the CPU. This flag covers the calling thread only; the
     # weights and optimizer state, where they build up, are also cleared by flush_tiny below.
     torch.set_flush_denormal(True)
@@ -324,8 +323,7 @@ def train(
                 # step and store the observation each action led to (an episode's last one where
                 # it ended, while next_obs already starts the next episode)
                 next_obs, real_next, rewards, terminated, done = envs.step(actions)
-                if penalty is not None:
-                    rewards = apply_termination_penalty(rewards, terminated, penalty)
+                rewards = apply_termination_penalty(rewards, terminated, config.termination_penalty)
                 replay.add(obs, actions, rewards, real_next, terminated, done)
                 obs = next_obs
 
@@ -366,9 +364,8 @@ def train(
 
                 # evaluate
                 if t % eval_every == 0 or t == n_steps:
-                    if (
-                        checked_at is not None and grad_steps > checked_at
-                    ):  # never score a diverged net
+                    # never score a diverged network
+                    if checked_at is not None and grad_steps > checked_at:
                         check_finite(online, td, step)
                         checked_at = grad_steps
                     returns = evaluate(online, config.env, config.eval_episodes).mean(1)

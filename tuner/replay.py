@@ -133,9 +133,8 @@ class ReplayBuffer:
             )
         else:
             idx, weights = (oldest + np.minimum((u * n).astype(np.int64), n - 1)) % self.slots, None
-            if self.host is None or self.n_step > 1:
-                idx = torch.from_numpy(idx).to(self.device)
-        return Batch(*self.transitions(idx), weights, torch.as_tensor(idx))
+        indices = torch.as_tensor(idx, device=self.device)
+        return Batch(*self.transitions(idx if self.host is not None else indices), weights, indices)
 
     def transitions(self, idx: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, ...]:
         """(obs, actions, returns, next_obs, discounts) of slots idx [..., K, B], n-step included.
