@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from tests.test_study import TINY
 from tests.toy_envs import FORK
 from tuner.config import load_config
-from tuner.export import FRESH_SEEDS, TIE, tied_with
+from tuner.export import FRESH_SEEDS, TIE, choose_trials, contenders, tied_with
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -290,3 +290,23 @@ def test_ties_at_the_best_score_are_counted():
     for value in (500.0, 500.0, 480.0, 500.0):
         study.add_trial(optuna.trial.create_trial(value=value))
     assert tied_with(study, study.trials[0]) == 2 and tied_with(study, study.trials[2]) == 0
+
+
+def test_equal_scores_rank_the_trial_that_got_there_sooner_first():
+    study = optuna.create_study(direction="maximize")
+    curves = {  # trial number: its intermediate values at 4k, 8k, 12k
+        0: (250.0, 480.0, 500.0),
+        1: (500.0, 500.0, 500.0),  # held the top score from its first evaluation
+        2: (300.0, 500.0, 500.0),
+        3: (500.0, 500.0, 490.0),  # higher curve, lower score: the score still ranks first
+    }
+    for curve in curves.values():
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=curve[-1],
+                intermediate_values=dict(zip((4000, 8000, 12000), curve)),
+                user_attrs={"config": {}},
+            )
+        )
+    assert [t.number for t in choose_trials(study, None, 4)] == [1, 2, 0, 3]
+    assert [t.number for t in contenders(study, 2)] == [1, 2]

@@ -126,7 +126,15 @@ def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[Froz
         raise TunerError(
             f"study {study.study_name!r} has no complete trial yet; run python -m tuner.run first"
         )
-    return sorted(complete, key=lambda t: (-t.value, t.number))[:top]
+    return sorted(complete, key=rank)[:top]
+
+
+def rank(trial: FrozenTrial) -> tuple:
+    """Best first: the study's score, then, among equal scores (common at a capped return),
+    the mean of the trial's intermediate values, the area under its curve: the trial that got
+    there sooner has more margin; then the trial number."""
+    curve = list(trial.intermediate_values.values())
+    return (-trial.value, -(float(np.mean(curve)) if curve else 0.0), trial.number)
 
 
 def contenders(study: optuna.Study, limit: int) -> list[FrozenTrial]:
