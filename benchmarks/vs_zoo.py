@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 
 from tuner.config import DQNConfig
 from tuner.dqn import evaluate, train
+from tuner.export import choose_trials
 from tuner.study import load_study_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +120,8 @@ def run_tuner(tmp: Path, trials: int) -> dict:
 
 def tuner_retrain(url: str, seeds: list[int], episodes: int) -> list[float]:
     study = optuna.load_study(study_name="cartpole", storage=url)
-    config = DQNConfig.from_dict(study.best_trial.user_attrs["config"]).replace(seed=seeds[0])
+    best = choose_trials(study, None, 1)[0]  # tuner.export's first-ranked trial
+    config = DQNConfig.from_dict(best.user_attrs["config"]).replace(seed=seeds[0])
     result = train(config, seeds=len(seeds), device="cpu")
     return evaluate(result.network, config.env, episodes).mean(1).tolist()
 
