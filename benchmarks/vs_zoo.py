@@ -118,12 +118,14 @@ def run_tuner(tmp: Path, trials: int) -> dict:
     return summarize(url, "cartpole", wall)
 
 
-def tuner_retrain(url: str, seeds: list[int], episodes: int) -> list[float]:
+def tuner_retrain(url: str, seeds: list[int], episodes: int) -> tuple[int, list[float]]:
+    """The trial tuner.export ranks first (it may differ from study.best_trial on a tie) and
+    its returns on fresh seeds."""
     study = optuna.load_study(study_name="cartpole", storage=url)
     best = choose_trials(study, None, 1)[0]  # tuner.export's first-ranked trial
     config = DQNConfig.from_dict(best.user_attrs["config"]).replace(seed=seeds[0])
     result = train(config, seeds=len(seeds), device="cpu")
-    return evaluate(result.network, config.env, episodes).mean(1).tolist()
+    return best.number, evaluate(result.network, config.env, episodes).mean(1).tolist()
 
 
 def main() -> None:
@@ -150,7 +152,9 @@ def main() -> None:
         print(f"  {ours}", flush=True)
         print("retraining each side's best on fresh seeds", flush=True)
         zoo["retrained"] = zoo_retrain(zoo["best_params"], spec.steps, seeds, args.episodes)
-        ours["retrained"] = tuner_retrain(f"sqlite:///{tmp / 'tuner.db'}", seeds, args.episodes)
+        ours["retrained_trial"], ours["retrained"] = tuner_retrain(
+            f"sqlite:///{tmp / 'tuner.db'}", seeds, args.episodes
+        )
 
     rows = {"rl_zoo": zoo, "tuner": ours}
     print(

@@ -310,3 +310,16 @@ def test_equal_scores_rank_the_trial_that_got_there_sooner_first():
         )
     assert [t.number for t in choose_trials(study, None, 4)] == [1, 2, 0, 3]
     assert [t.number for t in contenders(study, 2)] == [1, 2]
+
+
+def test_a_tied_trial_without_evaluations_ranks_after_one_with_them_at_negative_rewards():
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=-100.0, user_attrs={"config": {}}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=-100.0,
+            intermediate_values={4000: -300.0, 8000: -100.0},
+            user_attrs={"config": {}},
+        )
+    )
+    assert [t.number for t in choose_trials(study, None, 2)] == [1, 0]

@@ -132,9 +132,10 @@ def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[Froz
 def rank(trial: FrozenTrial) -> tuple:
     """Best first: the study's score, then, among equal scores (common at a capped return),
     the mean of the trial's intermediate values, the area under its curve: the trial that got
-    there sooner has more margin; then the trial number."""
+    there sooner has more margin (a trial that reported none comes after those that did, at any
+    sign of reward); then the trial number."""
     curve = list(trial.intermediate_values.values())
-    return (-trial.value, -(float(np.mean(curve)) if curve else 0.0), trial.number)
+    return (-trial.value, -float(np.mean(curve)) if curve else np.inf, trial.number)
 
 
 def contenders(study: optuna.Study, limit: int) -> list[FrozenTrial]:
