@@ -16,7 +16,8 @@ batched run, then play 100 greedy episodes per seed. Two configs:
   measured in the same run (torch's default threads).
 
 With `--repeat N` the whole plan runs N times in turn (S=1, S=10, S=1, S=10, ...) and each row
-reports the median: on a shared machine one run of the same job can take 1.5x another.
+reports the run nearest the median: on a shared machine one run of the same job can take 1.6x
+another.
 Prints a table and writes benchmarks/results/export_seeds.json.
 """
 
@@ -127,7 +128,7 @@ def main() -> None:
         row["vs_one_seed"] = round(row["total_s"] / one["total_s"], 2) if one else None
         ratio = f"{row['vs_one_seed']:.2f}x" if one else "-"
         rounds = ""
-        if one and "total_s_runs" in row:  # each round's ratio: its S=1 ran just before
+        if one and "total_s_runs" in row:  # each round's ratio, against that round's S=1
             row["vs_one_seed_runs"] = [
                 round(t / t1, 2) for t, t1 in zip(row["total_s_runs"], one["total_s_runs"])
             ]

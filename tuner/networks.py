@@ -25,7 +25,8 @@ aten = torch.ops.aten
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "elu": F.elu, "gelu": F.gelu, "silu": F.silu}
 IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "elu": F.elu_}
 """Activations whose backward needs only their output: applied in place, no pre-activation kept
-(at 10 seeds of 256 units, a new tensor per activation cost about 5% of a training run)."""
+(at 10 seeds of a 256-256 network, a gradient step took 4-8% less time than with a new tensor per
+activation)."""
 NUMPY_ACTIVATIONS = {  # in place where numpy allows; gelu needs erf, which numpy lacks
     "relu": lambda x: np.maximum(x, 0.0, out=x),
     "tanh": lambda x: np.tanh(x, out=x),
