@@ -131,6 +131,8 @@ class ReplayBuffer:
             idx, weights = self._sample_prioritized(
                 torch.from_numpy(u).to(self.device), n, oldest, beta
             )
+            if self.host is not None:
+                idx = idx.numpy()  # the same memory: the CPU path gathers with numpy
         else:
             idx, weights = (oldest + np.minimum((u * n).astype(np.int64), n - 1)) % self.slots, None
         indices = torch.as_tensor(idx, device=self.device)
@@ -142,16 +144,8 @@ class ReplayBuffer:
         idx may be a numpy array when the buffer is on the CPU.
         """
         d = self.d
-        if self.host is not None and isinstance(idx, np.ndarray) and self.n_step == 1:
-            # numpy's indexing and slicing cost a fraction of torch's on tensors this small
-            rows = self.host.reshape(-1, self.host.shape[-1])[idx + self.host_offsets]
-            return (
-                torch.from_numpy(rows[..., :d]),
-                torch.from_numpy(rows[..., 2 * d].astype(np.int64)),
-                torch.from_numpy(rows[..., 2 * d + 1]),
-                torch.from_numpy(rows[..., d : 2 * d]),
-                torch.from_numpy(rows[..., 2 * d + 2]),
-            )
+        if self.host is not None and isinstance(idx, np.ndarray):
+            return self._host_transitions(idx)
         idx = torch.as_tensor(idx, device=self.device)
         rows = self._gather(idx)
         obs, actions = rows[..., :d], rows[..., 2 * d].long()
@@ -180,6 +174,36 @@ class ReplayBuffer:
             self.gamma_powers[steps - 1] * last[..., 2 * d + 2],
         )
 
+    def _host_transitions(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """`transitions` for a CPU buffer: numpy's indexing and arithmetic cost a fraction of
+        torch's per-op overhead on arrays this small. The same steps as the tensor path."""
+        d, flat = self.d, self.host.reshape(-1, self.host.shape[-1])
+        if self.n_step == 1:
+            rows = flat[idx + self.host_offsets]
+            return (
+                torch.from_numpy(rows[..., :d]),
+                torch.from_numpy(rows[..., 2 * d].astype(np.int64)),
+                torch.from_numpy(rows[..., 2 * d + 1]),
+                torch.from_numpy(rows[..., d : 2 * d]),
+                torch.from_numpy(rows[..., 2 * d + 2]),
+            )
+        ahead = (idx[..., None] + self.e * np.arange(self.n_step)) % self.slots
+        window = flat[ahead + self.host_offsets[..., None]]  # [..., K, B, n, columns]
+        done = window[..., 2 * d + 3]
+        alive = np.ones_like(done)  # step j counts while no earlier step ended the episode
+        np.cumprod(1.0 - done[..., :-1], -1, out=alive[..., 1:])
+        powers = self.gamma_powers.numpy()
+        returns = (window[..., 2 * d + 1] * alive * powers).sum(-1)
+        steps = alive.sum(-1).astype(np.int64)
+        last = np.take_along_axis(window, (steps - 1)[..., None, None], -2)[..., 0, :]
+        return (
+            torch.from_numpy(window[..., 0, :d]),
+            torch.from_numpy(window[..., 0, 2 * d].astype(np.int64)),
+            torch.from_numpy(returns),
+            torch.from_numpy(last[..., d : 2 * d]),
+            torch.from_numpy(powers[steps - 1] * last[..., 2 * d + 2]),
+        )
+
     def update_priorities(self, indices: torch.Tensor, td_errors: torch.Tensor) -> None:
         """indices, td_errors: [K, B]. Priority = (|td| + eps) ** alpha."""
         p = td_errors.abs().double() + self.eps
@@ -196,19 +220,25 @@ class ReplayBuffer:
         self, u: torch.Tensor, n: int, oldest: int, beta: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """u [count, K, B] -> slots drawn with probability p_i / sum(p), and their weights."""
-        p = self.priority
-        if n < self.size * self.e:  # hide the newest rows whose lookahead is incomplete
-            hidden = (
-                oldest + n + torch.arange(self.size * self.e - n, device=self.device)
-            ) % self.slots
-            p = p.index_fill(1, hidden, 0.0)
-        cdf = torch.cumsum(p, 1)
+        filled = self.size * self.e
+        p = self.priority[:, :filled]  # a view: the slots past `filled` hold nothing yet
+        # the newest rows, whose lookahead is incomplete, are left out: they are set to inf for
+        # the minimum and to 0 for the cumulative sum in place (a handful of slots), not by
+        # copying every priority
+        if filled > n:
+            hidden = (oldest + n + torch.arange(filled - n, device=self.device)) % self.slots
+            saved = p.index_select(1, hidden)
+            p.index_fill_(1, hidden, torch.inf)
+            p_min = p.amin(1, keepdim=True)
+            p.index_fill_(1, hidden, 0.0)
+            cdf = torch.cumsum(p, 1)
+            p.index_copy_(1, hidden, saved)
+        else:
+            p_min, cdf = p.amin(1, keepdim=True), torch.cumsum(p, 1)
         total = cdf[:, -1:]
         count, k, b = u.shape
         draws = (u.transpose(0, 1).reshape(k, count * b) * total).contiguous()
-        idx = torch.searchsorted(cdf, draws, right=True).clamp_(max=self.slots - 1)
-        prob = p.gather(1, idx) / total
-        p_min = torch.where(p > 0, p, torch.inf).min(1, keepdim=True).values / total
+        idx = torch.searchsorted(cdf, draws, right=True).clamp_(max=filled - 1)
         # w_i = (n * P(i)) ** -beta, normalised by the largest possible weight (smallest P)
-        weights = ((prob / p_min) ** -beta).float()
+        weights = ((p.gather(1, idx) / p_min) ** -beta).float()
         return (idx.view(k, count, b).transpose(0, 1), weights.view(k, count, b).transpose(0, 1))
