@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from tests.test_study import TINY
 from tuner.errors import TunerError
-from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, Interrupts, open_storage
+from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, Interrupts, open_storage, summary
 
 
 def run(tmp_path, *args: str, wait: bool = True):
@@ -205,3 +205,18 @@ def test_a_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(tmp_p
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.PRUNED]
     assert all("training diverged" in t.user_attrs["diverged"] for t in trials)
+
+
+def test_the_summary_names_the_trial_the_export_ranks_first(capsys):
+    """Two trials tie at the capped score: the summary must name the one whose curve got there
+    sooner (the one tuner.export ranks first), not simply the first to reach it."""
+    study = optuna.create_study(direction="maximize")
+    for curve in ([10.0, 200.0, 500.0], [300.0, 500.0, 500.0], [5.0, 8.0, 9.0]):
+        trial = study.ask()
+        for step, value in enumerate(curve):
+            trial.report(value, step)
+        study.tell(trial, curve[-1])
+    summary(study, "tied", "sqlite:///tied.db", None, default=False)
+    out = capsys.readouterr().out
+    assert "best: trial 1, value 500.0 (tied with 1 more" in out
+    assert "python -m tuner.export --storage sqlite:///tied.db --study-name tied" in out

@@ -30,7 +30,7 @@ from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.report import plot_learning_curve, plot_study, write_curve_csv
 from tuner.run import DEFAULT_STUDY, open_storage
-from tuner.study import aggregate, load_study_spec, study_dir
+from tuner.study import aggregate, load_study_spec, rank, study_dir
 
 FRESH_SEEDS = 1_000_000
 """Export seeds start here, far above the trial seeds (trial number x seeds per trial)."""
@@ -127,15 +127,6 @@ def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[Froz
             f"study {study.study_name!r} has no complete trial yet; run python -m tuner.run first"
         )
     return sorted(complete, key=rank)[:top]
-
-
-def rank(trial: FrozenTrial) -> tuple:
-    """Best first: the study's score, then, among equal scores (common at a capped return),
-    the mean of the trial's intermediate values, the area under its curve: the trial that got
-    there sooner has more margin (a trial that reported none comes after those that did, at any
-    sign of reward); then the trial number."""
-    curve = list(trial.intermediate_values.values())
-    return (-trial.value, -float(np.mean(curve)) if curve else np.inf, trial.number)
 
 
 def contenders(study: optuna.Study, limit: int) -> list[FrozenTrial]:

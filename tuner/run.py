@@ -28,7 +28,7 @@ from tqdm import tqdm
 from tuner.cli import run_main, sigterm_as_ctrl_c
 from tuner.errors import TunerError
 from tuner.objective import objective
-from tuner.study import StudySpec, load_study_spec, study_dir
+from tuner.study import StudySpec, load_study_spec, rank, study_dir
 
 DEFAULT_STUDY = Path("studies/cartpole.yaml")
 HEARTBEAT_SECONDS = 5
@@ -430,9 +430,11 @@ def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: 
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
     print(f"{len(complete) + pruned} finished trials ({pruned} pruned) in study {name!r}")
     if complete:
-        best = max(complete, key=lambda t: t.value)
+        best = min(complete, key=rank)  # the trial tuner.export ranks first
+        ties = sum(t.value == best.value for t in complete) - 1
+        tied = f" (tied with {ties} more, ranked first by its whole curve)" if ties else ""
         print(
-            f"best: trial {best.number}, value {best.value:.1f}, seeds' final returns "
+            f"best: trial {best.number}, value {best.value:.1f}{tied}, seeds' final returns "
             f"{best.user_attrs.get('final_returns')}"
         )
         for key, value in best.params.items():

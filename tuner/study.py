@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.trial import FrozenTrial
 
 from tuner.config import DQNConfig, did_you_mean, read_yaml
 from tuner.errors import TunerError
@@ -234,3 +235,12 @@ def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> dict[str, 
             params[name] = value
     DQNConfig.from_dict({**spec.fixed(), **params}, source=where)
     return params
+
+
+def rank(trial: FrozenTrial) -> tuple:
+    """Best first: the study's score, then, among equal scores (common at a capped return),
+    the mean of the trial's intermediate values, the area under its curve: the trial that got
+    there sooner has more margin (a trial that reported none comes after those that did, at any
+    sign of reward); then the trial number."""
+    curve = list(trial.intermediate_values.values())
+    return (-trial.value, -float(np.mean(curve)) if curve else np.inf, trial.number)
