@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from tuner.config import field_names
 from tuner.errors import TunerError
+from tuner.objective import objective
 from tuner.space import CONDITIONS, suggest_config
 from tuner.study import aggregate, load_study_spec
 
@@ -132,6 +134,22 @@ def test_pruning_through_ask_report_tell_follows_the_study_pruner(tmp_path):
     good = study.ask()
     good.report(50.0, 0)
     assert not good.should_prune()
+
+
+def test_a_trial_is_pruned_before_its_last_evaluation_never_at_it(tmp_path):
+    """A pruner that prunes everything stops a trial at its first evaluation, but a trial whose
+    first evaluation is its last has spent its budget: it completes and keeps its score."""
+    every = optuna.pruners.ThresholdPruner(lower=1e9)
+    for steps, state in ((1000, TrialState.PRUNED), (500, TrialState.COMPLETE)):
+        (tmp_path / "s.yaml").write_text(
+            TINY.replace("steps: 1500, eval_every: 500", f"steps: {steps}, eval_every: 500")
+        )
+        spec = load_study_spec(tmp_path / "s.yaml")
+        study = optuna.create_study(direction="maximize", pruner=every)
+        study.optimize(lambda trial, spec=spec: objective(trial, spec, device="cpu"), n_trials=1)
+        trial = study.trials[0]
+        assert trial.state == state
+        assert list(trial.intermediate_values) == [500]
 
 
 BAD = [

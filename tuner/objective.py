@@ -23,7 +23,9 @@ def objective(trial: optuna.Trial, spec: StudySpec, *, device: str = "auto") -> 
         curve.append([step, *returns.round(2).tolist()])
         trial.set_user_attr("curve", curve)
         trial.report(aggregate(returns, spec.aggregate), step)
-        if trial.should_prune():
+        # at the last evaluation the budget is spent: pruning would save nothing and only drop
+        # the trial's score from the study, so TPE would learn less from it
+        if step < config.total_steps and trial.should_prune():
             trial.set_user_attr("pruned_at", step)
             raise optuna.TrialPruned(f"pruned at env step {step}")
 
