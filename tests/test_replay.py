@@ -223,6 +223,29 @@ def test_prioritized_replay_never_samples_an_incomplete_n_step_window():
     assert set(buf.sample(batch_size=2000).indices.flatten().tolist()) == {0, 1}
 
 
+def test_prioritized_sampling_leaves_every_priority_as_it_found_it():
+    """Sampling hides the newest rows (incomplete n-step windows) by overwriting their priorities
+    in place; it must put them back, also once the ring has wrapped."""
+    buf = ReplayBuffer(
+        seeds=[0, 1], envs_per_seed=1, capacity=6, obs_dim=1, prioritized=True, n_step=3
+    )
+    for i in range(9):
+        buf.add(
+            np.full((2, 1, 1), i, np.float32),
+            np.zeros((2, 1)),
+            np.ones((2, 1)),
+            np.zeros((2, 1, 1)),
+            np.zeros((2, 1)),
+            np.zeros((2, 1)),
+        )
+    buf.update_priorities(torch.tensor([[0, 1], [2, 3]]), torch.tensor([[5.0, 0.5], [2.0, 9.0]]))
+    before = buf.priority.clone()
+    hidden = {(buf.pos - 1) % buf.rows, (buf.pos - 2) % buf.rows}  # the newest 2 rows
+    drawn = set(buf.sample(batch_size=500, count=2).indices.flatten().tolist())
+    assert torch.equal(buf.priority, before)
+    assert drawn and not drawn & hidden
+
+
 def test_device_copy_path_stores_the_same_rows_as_the_cpu_fast_path():
     """The path CUDA buffers take (one host-to-device copy) must match direct CPU writes."""
     gen = np.random.default_rng(0)
