@@ -3,11 +3,14 @@
     pip install -e ".[bench]"
     python benchmarks/vs_sb3.py                  # the full comparison (about 20 minutes on 2 cores)
     python benchmarks/vs_sb3.py --steps 5000 --timing-seeds 1 --quality-seeds 2   # a quick look
+    python benchmarks/vs_sb3.py --only rl_zoo --quality-seeds 20 --first-seed 20   # more seeds
 
 Both sides use one torch thread and the CPU. For each config, SB3 and tuner (one seed per run)
 alternate seed by seed, so machine noise hits both alike. Then tuner trains the quality seeds as
 one batch, and K=8 for the batching cost. Every trained policy is scored by the same greedy
-evaluator: `--eval-episodes` episodes per seed from the same fixed reset seeds.
+evaluator: `--eval-episodes` episodes per seed from the same fixed reset seeds. Both sides train
+seeds --first-seed, --first-seed + 1, ...; with 10 or more quality seeds the table adds whether
+the two sides' returns differ (Mann-Whitney U, and Fisher's exact test on seeds that solve).
 The floor is a plain PyTorch MLP's forward+backward+Adam step (same network and batch) in a tight
 loop, times the gradient steps: what the learning alone costs with no env, replay or target.
 Prints a table and writes benchmarks/results/vs_sb3.json.
@@ -140,6 +143,17 @@ def solved(returns: list[float]) -> int:
     return int(sum(r >= 475 for r in returns))
 
 
+def differ(sb3: list[float], ours: list[float]) -> dict:
+    """Two-sided p-values: do the returns differ, and does the share of seeds that solve?"""
+    from scipy.stats import fisher_exact, mannwhitneyu
+
+    table = [[solved(sb3), len(sb3) - solved(sb3)], [solved(ours), len(ours) - solved(ours)]]
+    return {
+        "mann_whitney_p": float(mannwhitneyu(sb3, ours, alternative="two-sided").pvalue),
+        "fisher_p": float(fisher_exact(table).pvalue),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -148,6 +162,7 @@ def main() -> None:
     p.add_argument("--timing-seeds", type=int, default=3)
     p.add_argument("--quality-seeds", type=int, default=5)
     p.add_argument("--eval-episodes", type=int, default=100)
+    p.add_argument("--first-seed", type=int, default=0, help="both sides' first training seed")
     p.add_argument("--only", choices=["rl_zoo", "sb3_default"], default=None)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/vs_sb3.json")
     args = p.parse_args()
@@ -157,6 +172,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "steps": args.steps,
+        "first_seed": args.first_seed,
         "configs": {},
     }
     rows = []
@@ -164,13 +180,19 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         sb3, ours_one = [], []
-        for seed in range(n_sb3):  # alternate: SB3 seed s, then tuner seed s
+        first = args.first_seed
+        config = config.replace(seed=first)
+        for seed in range(first, first + n_sb3):  # alternate: SB3 seed s, then tuner seed s
             sb3.append(run_sb3(sb3_kwargs, args.steps, seed, args.eval_episodes))
-            if seed < args.timing_seeds:
+            if seed < first + args.timing_seeds:
                 ours_one.append(run_tuner(config.replace(seed=seed), 1, args.eval_episodes))
             print(
                 f"{name} seed {seed}: sb3 {sb3[-1]['wall']:.1f}s"
-                + (f", tuner {ours_one[-1]['wall']:.1f}s" if seed < args.timing_seeds else ""),
+                + (
+                    f", tuner {ours_one[-1]['wall']:.1f}s"
+                    if seed < first + args.timing_seeds
+                    else ""
+                ),
                 flush=True,
             )
         batch = run_tuner(config, args.quality_seeds, args.eval_episodes)
@@ -243,6 +265,13 @@ def main() -> None:
         print(
             f"{name:12} {'floor (plain PyTorch steps x grad steps)':45} {entry['floor_seconds']:6.1f}s"
         )
+        if args.quality_seeds >= 10:
+            tests = differ(entry["sb3"]["returns"], entry["tuner_batch"]["returns"])
+            entry["tests"] = tests
+            print(
+                f"{name:12} {'returns differ? Mann-Whitney U p':45} {tests['mann_whitney_p']:6.2f}\n"
+                f"{name:12} {'seeds that solve differ? Fisher exact p':45} {tests['fisher_p']:6.2f}"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.out}")
