@@ -205,6 +205,7 @@ def test_a_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(tmp_p
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.PRUNED]
     assert all("training diverged" in t.user_attrs["diverged"] for t in trials)
+    assert all(t.user_attrs["pruned_at"] > 0 and t.user_attrs["wall_seconds"] > 0 for t in trials)
 
 
 def test_the_summary_names_the_trial_the_export_ranks_first(capsys):

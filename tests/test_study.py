@@ -150,6 +150,9 @@ def test_a_trial_is_pruned_before_its_last_evaluation_never_at_it(tmp_path):
         trial = study.trials[0]
         assert trial.state == state
         assert list(trial.intermediate_values) == [500]
+        # pruned or not, a trial records how long it trained and how fast
+        assert trial.user_attrs["wall_seconds"] > 0
+        assert trial.user_attrs["steps_per_second"] > 0
 
 
 BAD = [
