@@ -219,6 +219,51 @@ def test_trials_tied_at_the_top_are_all_verified_and_the_best_verified_is_export
     assert json.loads((tmp_path / "one" / "best" / "verification.json").read_text())["trial"] == 0
 
 
+def test_more_ties_than_finalists_race_on_seeds_of_their_own_first(tmp_path):
+    """Four tied trials on Fork, the two the study ranked first rewarding termination (they learn
+    to end every episode at once, return 1). With 2 finalists the race, on its own fresh seeds,
+    sends the two that last the 3 steps on, and only they are verified in full."""
+    good = FORK.replace(total_steps=1000, learning_rate=1e-2, batch_size=32, eval_episodes=2)
+    lucky = good.replace(termination_penalty=10.0)
+    url = f"sqlite:///{tmp_path / 'fork.db'}"
+    study = optuna.create_study(study_name="fork", storage=url, direction="maximize")
+    penalty = optuna.distributions.FloatDistribution(-10.0, 10.0)
+    for config in (lucky, lucky, good, good):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"termination_penalty": config.termination_penalty},
+                distributions={"termination_penalty": penalty},
+                value=3.0,
+                user_attrs={"config": config.to_dict(), "seeds": [0, 1]},
+            )
+        )
+    out = tmp_path / "out"
+    args = ["--storage", url, "--study-name", "fork", "--episodes", "5", "--out", str(out)]
+    done = export(*args, "--seeds", "2", "--race-seeds", "2", "--finalists", "2")
+    assert done.returncode == 0, done.stderr
+    assert "racing them first: each retrained on 2 fresh seeds" in done.stdout
+
+    raced = json.loads((out / "race.json").read_text())
+    assert [r["trial"] for r in raced] == [2, 3, 0, 1]  # the study's order breaks race ties
+    assert [r["per_seed_mean"] for r in raced] == [[3.0, 3.0]] * 2 + [[1.0, 1.0]] * 2
+    final = json.loads((out / "best" / "verification.json").read_text())
+    assert final["trial"] == 2 and final["per_seed_mean"] == [3.0, 3.0]
+    assert not set(final["seeds"]) & set(raced[0]["seeds"])  # the race's seeds are its own
+    assert min(final["seeds"] + raced[0]["seeds"]) >= FRESH_SEEDS
+    assert (out / "trial-3" / "verification.json").is_file()
+    assert not (out / "trial-0").exists() and not (out / "trial-1").exists()
+    assert load_config(out / "best.yaml").termination_penalty == -5.0
+    report = (out / "report.md").read_text()
+    assert "the best verified of the 4 trials that tied in the study" in report
+    assert "## The race" in report and "| 3 | 0 | 1.0 | 1.0 | 1.0 | - | no |" in report
+    assert "of the 4 trials that tied in the study, 2 went on from the race," in done.stdout
+
+    no_race = export(*args, "--seeds", "1", "--race-seeds", "0", "--out", str(tmp_path / "all"))
+    assert no_race.returncode == 0, no_race.stderr
+    assert "racing" not in no_race.stdout and not (tmp_path / "all" / "race.json").exists()
+    assert all((tmp_path / "all" / name).is_dir() for name in ("trial-0", "trial-1", "trial-3"))
+
+
 def test_storage_url_and_study_name_find_the_same_study(copy):
     done = export(
         "--storage",
@@ -251,6 +296,7 @@ def bad_cases(root: Path) -> list[tuple[list[str], str]]:
             "cannot open storage",
         ),
         (["--study", study, "--seeds", "0"], "must be at least 1"),
+        (["--study", study, "--race-seeds", "-1"], "must be 0 (no race) or more"),
         (["--study", study, "--device", "tpu"], "unknown device 'tpu'"),
     ]
     if not torch.cuda.is_available():

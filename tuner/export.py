@@ -52,17 +52,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--contenders",
         type=int,
+        default=20,
+        help="when several trials tie at the best score (within 1%%), consider up to this many "
+        "(default 20; 1 takes the first); the one that verifies best becomes best.yaml",
+    )
+    p.add_argument(
+        "--race-seeds",
+        type=int,
         default=3,
-        help="when several trials tie at the best score (within 1%%), verify up to this many on "
-        "the same seeds and export the one that verifies best (default 3; 1 takes the first)",
+        help="when more contenders than --finalists tie, retrain each on this many fresh seeds "
+        "of its own first and keep the best (default 3; 0 verifies every contender in full)",
+    )
+    p.add_argument(
+        "--finalists",
+        type=int,
+        default=3,
+        help="contenders that go on from the race to the full verification (default 3)",
     )
     p.add_argument("--seeds", type=int, default=10, help="fresh seeds to verify on (default 10)")
     p.add_argument("--episodes", type=int, default=100, help="greedy episodes per seed")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--out", type=Path, default=None, help="output folder (default studies/<name>)")
     args = p.parse_args(argv)
-    if min(args.seeds, args.top, args.episodes, args.contenders) < 1:
-        raise TunerError("--seeds, --top, --episodes and --contenders must be at least 1")
+    if min(args.seeds, args.top, args.episodes, args.contenders, args.finalists) < 1:
+        raise TunerError(
+            "--seeds, --top, --episodes, --contenders and --finalists must be at least 1"
+        )
+    if args.race_seeds < 0:
+        raise TunerError(f"--race-seeds={args.race_seeds} must be 0 (no race) or more")
     if args.trial is not None and args.top != 1:
         raise TunerError("give --trial N or --top K, not both")
     if args.study is not None and args.storage is not None:
@@ -297,6 +314,47 @@ def verify(
     )
 
 
+def race(
+    chosen: list[FrozenTrial],
+    seeds: list[int],
+    finalists: int,
+    device: torch.device,
+    episodes: int,
+    source: Source,
+) -> tuple[list[FrozenTrial], list[Verified]]:
+    """Too many ties to verify each in full: retrain every one on a few fresh seeds of the race's
+    own, and send the `finalists` that do best there (the same order as pick_best) on to the full
+    verification, which then decides on seeds the race did not see. Returns the finalists, best
+    first, and every contender's race result in finishing order."""
+    print(
+        f"racing them first: each retrained on {len(seeds)} fresh seeds "
+        f"({seeds[0]}-{seeds[-1]}), the best {finalists} go on to the full verification"
+    )
+    ran = [
+        verify(t, f"race {i + 1}/{len(chosen)}", seeds, device, episodes, source)
+        for i, t in enumerate(chosen)
+    ]
+    ranked = pick_best(ran)
+    print(f"\nrace on {len(seeds)} fresh seeds, {episodes} greedy episodes each:")
+    print(race_table(ranked, finalists))
+    return [v.trial for v in ranked[:finalists]], ranked
+
+
+def race_table(ranked: list[Verified], finalists: int) -> str:
+    first = ranked[0]
+    lines = [
+        f"| place | trial | race {first.aggregate} | mean | worst seed | seeds solved | goes on |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for place, v in enumerate(ranked, 1):
+        solved = "-" if v.successes is None else f"{v.successes}/{len(v.seeds)}"
+        lines.append(
+            f"| {place} | {v.trial.number} | {v.verified_score:.1f} | {v.per_seed.mean():.1f} "
+            f"| {v.per_seed.min():.1f} | {solved} | {'yes' if place <= finalists else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def write_outputs(v: Verified, out: Path) -> None:
     save_config(v.config, out / f"{v.label}.yaml")
     folder = out / v.label
@@ -321,8 +379,11 @@ def write_report(
     plots: dict[str, Path],
     out: Path,
     device: torch.device,
+    raced: list[Verified] | None = None,
 ) -> Path:
-    """report.md: the verification of each exported config, its config, its curve, the study."""
+    """report.md: the race among tied trials when there was one, the verification of each
+    exported config, its config, its curve, the study."""
+    raced = raced or []
     trials = study.get_trials(deepcopy=False)
     complete = sum(t.state == TrialState.COMPLETE for t in trials)
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
@@ -331,7 +392,7 @@ def write_report(
         f"# {study.study_name}: export of trial {first.trial.number}"
         if len(verified) == 1
         else f"# {study.study_name}: trial {first.trial.number}, the best verified of the "
-        f"{len(verified)} trials that tied in the study"
+        f"{len(raced) or len(verified)} trials that tied in the study"
         if first.label == "best"
         else f"# {study.study_name}: the {len(verified)} best trials, verified",
         "",
@@ -342,6 +403,20 @@ def write_report(
         f"{first.returns.shape[1]} greedy episodes per seed.",
         "",
     ]
+    if raced:
+        seeds = raced[0].seeds
+        lines += [
+            "## The race",
+            "",
+            f"{len(raced)} trials tied at the best score, more than the study can tell apart. "
+            f"Each was first retrained on {len(seeds)} fresh seeds of the race's own "
+            f"({seeds[0]}-{seeds[-1]}, none of them used below) and evaluated over "
+            f"{raced[0].returns.shape[1]} greedy episodes per seed; the best {len(verified)} "
+            "went on to the full verification.",
+            "",
+            race_table(raced, len(verified)),
+            "",
+        ]
     if len(verified) > 1:
         lines += [
             "| export | trial | study score | verified "
@@ -467,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = contenders(study, args.contenders)
     else:
         chosen = choose_trials(study, args.trial, args.top)
+    racing = contest and args.race_seeds > 0 and len(chosen) > args.finalists
     device = resolve_device(args.device)  # --device cuda without a GPU fails here, before writing
     out = args.out or source.out
     if device.type == "cuda":
@@ -475,19 +551,29 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA GPU found; retraining on the CPU")
     else:
         print("retraining on the CPU")
-    seeds = fresh_seeds(study, args.seeds)
+    seeds = fresh_seeds(study, args.seeds + (args.race_seeds if racing else 0))
+    seeds, race_seeds = seeds[: args.seeds], seeds[args.seeds :]
+    considered, top = len(chosen), chosen[0]
+    if contest and len(chosen) > 1:
+        print(
+            f"{len(chosen)} trials are within {TIE:.0%} of the best score ({describe(chosen)}), "
+            "too close for the study to tell apart"
+            + ("" if racing else f"; verifying each on the same {len(seeds)} fresh seeds")
+        )
+    raced: list[Verified] = []
+    if racing:
+        chosen, raced = race(chosen, race_seeds, args.finalists, device, args.episodes, source)
+    if contest and len(chosen) > 1:
+        print(
+            f"verifying {'the finalists' if racing else 'each'} on the same {len(seeds)} fresh "
+            f"seeds ({seeds[0]}-{seeds[-1]}); the one that verifies best becomes best.yaml"
+        )
     if args.trial is not None:
         labels = [f"trial-{args.trial}"]
     elif args.top == 1:
         labels = [f"trial-{t.number}" for t in chosen]
     else:
         labels = [f"top-{i + 1}" for i in range(len(chosen))]
-    if contest and len(chosen) > 1:
-        print(
-            f"{len(chosen)} trials are within {TIE:.0%} of the best score ({describe(chosen)}), "
-            f"too close for the study to tell apart; verifying each on the same {len(seeds)} "
-            "fresh seeds, the one that verifies best becomes best.yaml"
-        )
 
     verified = [
         verify(t, label, seeds, device, args.episodes, source) for t, label in zip(chosen, labels)
@@ -499,7 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     for v in verified:
         write_outputs(v, out)
     plots = plot_study(study, out / "plots")
-    report = write_report(study, source, verified, plots, out, device)
+    report = write_report(study, source, verified, plots, out, device, raced)
+    if raced:
+        (out / "race.json").write_text(json.dumps([v.summary() for v in raced], indent=2) + "\n")
     uploaded = upload(study, verified, report, plots, out)
 
     for v in verified:
@@ -508,20 +596,21 @@ def main(argv: list[str] | None = None) -> int:
         print(v.headline())
         print(v.gap_line())
     if contest and len(verified) > 1:
+        went_on = f", {len(verified)} went on from the race," if raced else ""
         print(
-            f"\nbest.yaml is trial {verified[0].trial.number}: of the {len(verified)} trials that "
-            f"tied in the study it verified best ({verified[0].aggregate} "
+            f"\nbest.yaml is trial {verified[0].trial.number}: of the {considered} trials that "
+            f"tied in the study{went_on} it verified best ({verified[0].aggregate} "
             f"{verified[0].verified_score:.1f})"
         )
     print(f"\nwrote {', '.join(f'{v.label}.yaml' for v in verified)}, report.md and plots in {out}")
     print(f"uploaded {uploaded} artifacts to the study's artifact store ({out / 'artifacts'})")
     print(f"train it again: python -m tuner.train {out / (verified[0].label + '.yaml')}")
-    ties = tied_with(study, chosen[0]) if args.trial is None else 0
-    if ties and len(chosen) <= ties:
+    ties = tied_with(study, top) if args.trial is None else 0
+    if ties and considered <= ties:
         print(
-            f"{ties + 1 - len(chosen)} more trial(s) tied with trial {chosen[0].number} at "
-            f"{chosen[0].value:.1f} and were not verified: python -m tuner.export "
-            f"{'--contenders' if args.top == 1 else '--top'} {ties + 1} verifies them all"
+            f"{ties + 1 - considered} more trial(s) tied with trial {top.number} at "
+            f"{top.value:.1f} and were not considered: python -m tuner.export "
+            f"{'--contenders' if args.top == 1 else '--top'} {ties + 1} takes them all"
         )
     return 0
 
