@@ -1,0 +1,165 @@
+"""Does the config tuner.export picks hold up on seeds that neither the study nor the export saw?
+
+    python -m tuner.run --study /tmp/s/cartpole.yaml --trials 200      # any finished study
+    python benchmarks/export_pick.py --storage sqlite:////tmp/s/cartpole.db   # ~12 min on 2 cores
+
+A default CartPole study often ends with a dozen or more trials tied at 500, and which of them is
+robust the study cannot tell. This runs `python -m tuner.export` two ways on the same study:
+
+- race: the shipped defaults (every tie raced on 3 fresh seeds, the best 3 verified on 10);
+- first 3: the three ties the study ranks first (by the area under their curve), each verified
+  on 10 fresh seeds, with no race (`--contenders 3 --race-seeds 0`, the export before the race).
+
+Then every tie is retrained on H held-out seeds (5,000,000 up: no study, export or other benchmark
+uses them) and played for 100 greedy episodes per seed. That is the ground truth each export's
+best.yaml is judged by, and it is the issue's quality target: the best config, retrained on 5
+fresh seeds, scores >= 475 on all 5. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from tuner.config import DQNConfig
+from tuner.dqn import evaluate, train
+from tuner.export import contenders
+
+ROOT = Path(__file__).resolve().parent.parent
+HELD_OUT = 5_000_000
+SOLVED = 475.0
+WAYS = {
+    "race": [],
+    "first 3": ["--contenders", "3", "--race-seeds", "0"],
+}
+
+
+def run_export(url: str, name: str, extra: list[str], out: Path) -> dict:
+    args = ["--storage", url, "--study-name", name, "--out", str(out), *extra]
+    print(f"$ python -m tuner.export {' '.join(args)}", flush=True)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "tuner.export", *args], capture_output=True, text=True
+    )
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"tuner.export failed:\n{done.stderr}")
+    best = json.loads((out / "best" / "verification.json").read_text())
+    print(f"  {wall / 60:.1f} min: best.yaml is trial {best['trial']}", flush=True)
+    return {
+        "args": extra,
+        "wall_seconds": round(wall, 1),
+        "trial": best["trial"],
+        "export_seeds_solved": best["successes"],
+        "export_seeds": len(best["seeds"]),
+        "export_min": best["worst"],
+        "stdout_tail": done.stdout.strip().splitlines()[-8:],
+    }
+
+
+def held_out(trial: optuna.trial.FrozenTrial, seeds: int, episodes: int) -> np.ndarray:
+    config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
+    result = train(config.replace(seed=HELD_OUT), seeds=seeds, device="cpu")
+    return evaluate(result.network, config.env, episodes).mean(1)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--storage", required=True, help="SQLAlchemy URL of a finished study")
+    p.add_argument("--study-name", default="cartpole")
+    p.add_argument("--seeds", type=int, default=5, help="held-out seeds per tie (default 5)")
+    p.add_argument("--episodes", type=int, default=100, help="greedy episodes per seed")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/export_pick.json")
+    args = p.parse_args()
+    study = optuna.load_study(study_name=args.study_name, storage=args.storage)
+    ties = contenders(study, 20)  # what the export considers by default
+    print(f"{len(ties)} trials tie at the best score; trying both ways of exporting", flush=True)
+
+    ways = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for way, extra in WAYS.items():
+            out = Path(tmp) / way.replace(" ", "-")
+            ways[way] = run_export(args.storage, args.study_name, extra, out)
+            if way == "race":
+                raced = json.loads((out / "race.json").read_text())
+                ways[way]["race_order"] = [r["trial"] for r in raced]
+
+    print(f"retraining all {len(ties)} ties on {args.seeds} held-out seeds ({HELD_OUT} up)")
+    truth = {}
+    for i, trial in enumerate(ties):
+        start = time.perf_counter()
+        returns = held_out(trial, args.seeds, args.episodes)
+        truth[trial.number] = returns
+        print(
+            f"  {i + 1}/{len(ties)} trial {trial.number}: {(returns >= SOLVED).sum()}/"
+            f"{args.seeds} solved, min {returns.min():.1f} ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
+
+    race_order = ways["race"]["race_order"]
+    lines = [
+        f"held-out check of {len(ties)} tied trials, {args.seeds} seeds x {args.episodes} greedy "
+        "episodes each",
+        "",
+        "| trial | study rank | race place | held-out per-seed means | solved | min |",
+        "|---:|---:|---:|---|---:|---:|",
+    ]
+    for rank, trial in enumerate(ties, 1):
+        r = truth[trial.number]
+        place = race_order.index(trial.number) + 1 if trial.number in race_order else "-"
+        lines.append(
+            f"| {trial.number} | {rank} | {place} | {', '.join(f'{x:.0f}' for x in r)} | "
+            f"{(r >= SOLVED).sum()}/{len(r)} | {r.min():.1f} |"
+        )
+    robust = sum(bool((r >= SOLVED).all()) for r in truth.values())
+    lines += [
+        "",
+        f"{robust} of {len(ties)} ties solve all {args.seeds} held-out seeds "
+        f"(picking one at random meets the target with chance {robust / len(ties):.2f})",
+        "",
+        "| export | wall (min) | best.yaml | export's own seeds solved | held-out solved | "
+        "held-out min | target met |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for way, w in ways.items():
+        r = truth[w["trial"]]
+        w["held_out_means"] = r.round(2).tolist()
+        w["target_met"] = bool((r >= SOLVED).all())
+        lines.append(
+            f"| {way} | {w['wall_seconds'] / 60:.1f} | trial {w['trial']} | "
+            f"{w['export_seeds_solved']}/{w['export_seeds']} | {(r >= SOLVED).sum()}/{len(r)} | "
+            f"{r.min():.1f} | {'yes' if w['target_met'] else 'no'} |"
+        )
+    print("\n" + "\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "storage": args.storage,
+                "study": args.study_name,
+                "machine": platform.processor() or platform.machine(),
+                "held_out_seeds": list(range(HELD_OUT, HELD_OUT + args.seeds)),
+                "episodes": args.episodes,
+                "ties": {n: r.round(2).tolist() for n, r in truth.items()},
+                "ties_solving_all": robust,
+                "exports": ways,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    args.out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {args.out} and {args.out.with_suffix('.txt')}")
+
+
+if __name__ == "__main__":
+    main()
