@@ -558,7 +558,6 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{len(chosen)} trials are within {TIE:.0%} of the best score ({describe(chosen)}), "
             "too close for the study to tell apart"
-            + ("" if racing else f"; verifying each on the same {len(seeds)} fresh seeds")
         )
     raced: list[Verified] = []
     if racing:

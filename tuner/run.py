@@ -432,7 +432,12 @@ def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: 
     if complete:
         best = min(complete, key=rank)  # the trial tuner.export ranks first
         ties = sum(t.value == best.value for t in complete) - 1
-        tied = f" (tied with {ties} more, ranked first by its whole curve)" if ties else ""
+        tied = (
+            f" (tied with {ties} more, ranked first by its whole curve; tuner.export races the"
+            " ties on fresh seeds)"
+            if ties
+            else ""
+        )
         print(
             f"best: trial {best.number}, value {best.value:.1f}{tied}, seeds' final returns "
             f"{best.user_attrs.get('final_returns')}"
