@@ -18,7 +18,8 @@ from optuna.trial import TrialState
 from tests.test_study import TINY
 from tests.toy_envs import FORK
 from tuner.config import load_config
-from tuner.export import FRESH_SEEDS, TIE, choose_trials, contenders, tied_with
+from tuner.export import FRESH_SEEDS, choose_trials, contenders
+from tuner.study import TIE
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -331,11 +332,12 @@ def test_a_study_without_a_complete_trial_and_a_pruned_trial_are_refused(copy):
     assert yaml.safe_load((copy / "tiny.yaml").read_text())["env"] == "CartPole-v1"
 
 
-def test_ties_at_the_best_score_are_counted():
+def test_trials_within_one_percent_of_the_best_tie_with_it():
     study = optuna.create_study(direction="maximize")
-    for value in (500.0, 500.0, 480.0, 500.0):
-        study.add_trial(optuna.trial.create_trial(value=value))
-    assert tied_with(study, study.trials[0]) == 2 and tied_with(study, study.trials[2]) == 0
+    for value in (500.0, 496.0, 480.0, 500.0, 494.0):  # 1% below 500 is 495
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs={"config": {}}))
+    assert [t.number for t in contenders(study)] == [0, 3, 1]
+    assert [t.number for t in contenders(study, 2)] == [0, 3]
 
 
 def test_equal_scores_rank_the_trial_that_got_there_sooner_first():

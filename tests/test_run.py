@@ -209,15 +209,17 @@ def test_a_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(tmp_p
 
 
 def test_the_summary_names_the_trial_the_export_ranks_first(capsys):
-    """Two trials tie at the capped score: the summary must name the one whose curve got there
-    sooner (the one tuner.export ranks first), not simply the first to reach it."""
+    """Two trials tie at the capped score and a third is within 1% of it: the summary must name
+    the one whose curve got there sooner (the one tuner.export ranks first), not simply the first
+    to reach it, and count the ties as the export does."""
     study = optuna.create_study(direction="maximize")
-    for curve in ([10.0, 200.0, 500.0], [300.0, 500.0, 500.0], [5.0, 8.0, 9.0]):
+    curves = ([10.0, 200.0, 500.0], [300.0, 500.0, 500.0], [5.0, 8.0, 9.0], [400.0, 496.0])
+    for curve in curves:
         trial = study.ask()
         for step, value in enumerate(curve):
             trial.report(value, step)
         study.tell(trial, curve[-1])
     summary(study, "tied", "sqlite:///tied.db", None, default=False)
     out = capsys.readouterr().out
-    assert "best: trial 1, value 500.0 (tied with 1 more" in out
+    assert "best: trial 1, value 500.0 (tied with 2 more within 1%" in out
     assert "python -m tuner.export --storage sqlite:///tied.db --study-name tied" in out

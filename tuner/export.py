@@ -30,14 +30,12 @@ from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.report import plot_learning_curve, plot_study, write_curve_csv
 from tuner.run import DEFAULT_STUDY, open_storage
-from tuner.study import aggregate, load_study_spec, rank, study_dir
+from tuner.study import TIE, aggregate, close_to_best, load_study_spec, rank, study_dir
 
 FRESH_SEEDS = 1_000_000
 """Export seeds start here, far above the trial seeds (trial number x seeds per trial)."""
 GAP_WARNING = 0.10
 """A verified score this much (relative) below the study's is called a likely false positive."""
-TIE = 0.01
-"""Trials within this much (relative) of the best score are contenders for best.yaml."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -146,16 +144,11 @@ def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[Froz
     return sorted(complete, key=rank)[:top]
 
 
-def contenders(study: optuna.Study, limit: int) -> list[FrozenTrial]:
-    """The complete trials within TIE of the best score, best first, at most `limit`.
-
-    A capped return (CartPole's 500) makes exact ties common, and a few evaluation episodes on a
-    few seeds cannot tell 498 from 500 either; which of them holds up only verification shows.
-    """
-    ranked = choose_trials(study, None, len(study.get_trials(deepcopy=False)))
-    best = ranked[0].value
-    close = [t for t in ranked if t.value >= best - TIE * max(abs(best), 1e-9)]
-    return close[:limit]
+def contenders(study: optuna.Study, limit: int | None = None) -> list[FrozenTrial]:
+    """The complete trials that tie with the best (within TIE of its score, see
+    tuner.study.close_to_best), best first, at most `limit`: which of them holds up only
+    verification shows."""
+    return close_to_best(choose_trials(study, None, len(study.get_trials(deepcopy=False))))[:limit]
 
 
 def pick_best(verified: list[Verified]) -> list[Verified]:
@@ -166,15 +159,6 @@ def pick_best(verified: list[Verified]) -> list[Verified]:
         return (-v.verified_score, -(v.successes or 0), -v.per_seed.min())
 
     return sorted(verified, key=key)  # sorted is stable: study rank last
-
-
-def tied_with(study: optuna.Study, trial: FrozenTrial) -> int:
-    """How many other complete trials scored exactly what this one did (common at a capped
-    return such as CartPole's 500): the study cannot tell them apart, only verification can."""
-    return sum(
-        t.state == TrialState.COMPLETE and t.value == trial.value and t.number != trial.number
-        for t in study.get_trials(deepcopy=False)
-    )
 
 
 def fresh_seeds(study: optuna.Study, n: int) -> list[int]:
@@ -604,12 +588,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwrote {', '.join(f'{v.label}.yaml' for v in verified)}, report.md and plots in {out}")
     print(f"uploaded {uploaded} artifacts to the study's artifact store ({out / 'artifacts'})")
     print(f"train it again: python -m tuner.train {out / (verified[0].label + '.yaml')}")
-    ties = tied_with(study, top) if args.trial is None else 0
-    if ties and considered <= ties:
+    ties = len(contenders(study)) if args.trial is None else 0
+    if ties > considered:
         print(
-            f"{ties + 1 - considered} more trial(s) tied with trial {top.number} at "
-            f"{top.value:.1f} and were not considered: python -m tuner.export "
-            f"{'--contenders' if args.top == 1 else '--top'} {ties + 1} takes them all"
+            f"{ties - considered} more trial(s) within {TIE:.0%} of trial {top.number}'s "
+            f"{top.value:.1f} were not considered: python -m tuner.export "
+            f"{'--contenders' if args.top == 1 else '--top'} {ties} takes them all"
         )
     return 0
 

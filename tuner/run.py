@@ -28,7 +28,7 @@ from tqdm import tqdm
 from tuner.cli import run_main, sigterm_as_ctrl_c
 from tuner.errors import TunerError
 from tuner.objective import objective
-from tuner.study import StudySpec, load_study_spec, rank, study_dir
+from tuner.study import TIE, StudySpec, close_to_best, load_study_spec, study_dir
 
 DEFAULT_STUDY = Path("studies/cartpole.yaml")
 HEARTBEAT_SECONDS = 5
@@ -430,11 +430,10 @@ def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: 
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
     print(f"{len(complete) + pruned} finished trials ({pruned} pruned) in study {name!r}")
     if complete:
-        best = min(complete, key=rank)  # the trial tuner.export ranks first
-        ties = sum(t.value == best.value for t in complete) - 1
+        best, *ties = close_to_best(complete)  # tuner.export's contenders, in its order
         tied = (
-            f" (tied with {ties} more, ranked first by its whole curve; tuner.export races the"
-            " ties on fresh seeds)"
+            f" (tied with {len(ties)} more within {TIE:.0%}, ranked first by its whole curve; "
+            "tuner.export races the ties on fresh seeds)"
             if ties
             else ""
         )

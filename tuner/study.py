@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from tuner.config import DQNConfig, did_you_mean, read_yaml
 from tuner.errors import TunerError
@@ -245,3 +245,18 @@ def rank(trial: FrozenTrial) -> tuple:
     seeds varied from study to study (README): tuner.export verifies the ties, not this order."""
     curve = list(trial.intermediate_values.values())
     return (-trial.value, -float(np.mean(curve)) if curve else np.inf, trial.number)
+
+
+TIE = 0.01
+"""Complete trials within this much (relative) of the best score tie with it: a capped return
+(CartPole's 500) makes exact ties common, and a few evaluation episodes on a few seeds cannot tell
+498 from 500 either. `tuner.run` counts them and `tuner.export` verifies them."""
+
+
+def close_to_best(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The complete trials within TIE of the best score, best first (by `rank`)."""
+    ranked = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=rank)
+    if not ranked:
+        return []
+    best = ranked[0].value
+    return [t for t in ranked if t.value >= best - TIE * max(abs(best), 1e-9)]
