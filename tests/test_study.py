@@ -10,7 +10,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tuner.config import field_names
+from tuner.config import DQNConfig, field_names
+from tuner.dqn import train
 from tuner.errors import TunerError
 from tuner.objective import objective
 from tuner.space import CONDITIONS, suggest_config
@@ -204,6 +205,10 @@ BAD = [
     (TINY.replace("name: tpe", "name: anneal"), "sampler 'anneal' is unknown"),
     (TINY.replace("n_startup_trials: 2", "n_startup: 2"), "pruner options are not accepted"),
     (TINY.replace("aggregate: mean", "aggregate: best"), "objective.aggregate='best'"),
+    (
+        TINY.replace("last: 1}", "last: 1, confirm: -1}"),
+        "objective.confirm=-1 must be a whole number >= 0",
+    ),
     ("env: CartPole-v1\nbudget: [1]\nspace: {gamma: 0.9}\n", "'budget' must be a mapping"),
     ("env: CartPole-v1\nspace: {gamma: [0.9\n", "not valid YAML"),
 ]
@@ -228,3 +233,37 @@ def test_run_rejects_a_bad_study_file_with_exit_2_and_writes_no_database(tmp_pat
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "not a DQNConfig field" in done.stderr
     assert list(tmp_path.iterdir()) == [tmp_path / "s.yaml"]
+
+
+def test_a_trial_that_ties_with_the_best_is_confirmed_on_more_seeds_of_its_own(tmp_path):
+    """With objective.confirm, a trial that ends within 1% of the best so far trains that many
+    more seeds (a block no other trial uses), and its value is the aggregate over all of them,
+    exactly what training those seeds by themselves gives. A trial below the best is not."""
+    (tmp_path / "s.yaml").write_text(
+        TINY.replace(
+            "objective: {aggregate: mean, last: 1}", "objective: {aggregate: min, confirm: 2}"
+        ).replace("steps: 1500", "steps: 1000")
+    )
+    spec = load_study_spec(tmp_path / "s.yaml")
+    assert spec.trial_seeds(3) == ([12, 13], [14, 15])
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    study.add_trial(optuna.trial.create_trial(value=1e6))  # a best no trial here can reach
+    study.enqueue_trial({"learning_rate": 1e-3, "batch_size": 32, "target_update": "hard"})
+    study.optimize(lambda trial, spec=spec: objective(trial, spec, device="cpu"), n_trials=1)
+    below = study.trials[1]
+    assert below.user_attrs["seeds"] == [4, 5] and "own_seeds_value" not in below.user_attrs
+
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    study.enqueue_trial({"learning_rate": 1e-3, "batch_size": 32, "target_update": "hard"})
+    study.optimize(lambda trial, spec=spec: objective(trial, spec, device="cpu"), n_trials=1)
+    first = study.trials[0]  # the first complete trial is the best so far: it is confirmed
+    assert first.user_attrs["seeds"] == [0, 1, 2, 3]
+    config = DQNConfig.from_dict(first.user_attrs["config"])
+    alone = train(config.replace(seed=0), seeds=4, device="cpu").eval_returns
+    assert first.user_attrs["final_returns"] == alone[-1].round(2).tolist()
+    assert first.value == pytest.approx(alone[-1].min())
+    assert first.user_attrs["own_seeds_value"] == pytest.approx(alone[-1, :2].min(), abs=0.01)
+    assert [row[0] for row in first.user_attrs["curve"]] == [500, 1000]
+    assert all(len(row) == 1 + 4 for row in first.user_attrs["curve"])
+    # the pruner saw only the trial's own seeds
+    assert first.intermediate_values[1000] == pytest.approx(alone[-1, :2].min())

@@ -10,26 +10,30 @@ import optuna
 from tuner.dqn import train
 from tuner.errors import Diverged
 from tuner.space import suggest_config
-from tuner.study import StudySpec, aggregate
+from tuner.study import TIE, StudySpec, aggregate
 
 
 def objective(trial: optuna.Trial, spec: StudySpec, *, device: str = "auto") -> float:
     """Train the trial's config on spec.seeds fresh seeds; its value is the objective's aggregate
-    of the seeds' returns, averaged over the last evaluations. Pruned trials stop at once."""
-    config = suggest_config(trial, spec.space, spec.fixed()).replace(seed=trial.number * spec.seeds)
+    of the seeds' returns, averaged over the last evaluations. Pruned trials stop at once. With
+    spec.confirm, a trial that ends within TIE of the best score so far trains that many more
+    seeds, and its value becomes the aggregate over all of them (see confirm)."""
+    own, extra = spec.trial_seeds(trial.number)
+    config = suggest_config(trial, spec.space, spec.fixed()).replace(seed=own[0])
     trial.set_user_attr("config", config.to_dict())
-    trial.set_user_attr("seeds", [config.seed + k for k in range(spec.seeds)])
+    trial.set_user_attr("seeds", own)
     curve: list[list[float]] = []  # [step, return of each seed]
     start = time.perf_counter()
 
-    def record_speed(steps: int, seconds: float) -> None:
+    def record_speed(steps: int, seeds: int) -> None:
+        seconds = time.perf_counter() - start
         trial.set_user_attr("wall_seconds", round(seconds, 2))
-        trial.set_user_attr("steps_per_second", round(steps * spec.seeds / max(seconds, 1e-9), 1))
+        trial.set_user_attr("steps_per_second", round(steps * seeds / max(seconds, 1e-9), 1))
 
-    def stopped(step: int) -> None:
+    def stopped(step: int, seeds: int = spec.seeds) -> None:
         """What a trial that stops early records: where it stopped, and its speed until then."""
         trial.set_user_attr("pruned_at", step)
-        record_speed(step, time.perf_counter() - start)
+        record_speed(step, seeds)
 
     def on_eval(step: int, returns: np.ndarray) -> None:
         curve.append([step, *returns.round(2).tolist()])
@@ -47,7 +51,41 @@ def objective(trial: optuna.Trial, spec: StudySpec, *, device: str = "auto") -> 
         trial.set_user_attr("diverged", str(exc))
         stopped(exc.step)
         raise optuna.TrialPruned(str(exc)) from None
-    trial.set_user_attr("final_returns", result.final_returns.round(2).tolist())
-    record_speed(result.env_steps, result.wall_seconds)
-    last = result.eval_returns[-spec.last_evals :]
-    return float(np.mean([aggregate(returns, spec.aggregate) for returns in last]))
+    returns = result.eval_returns
+    trial.set_user_attr("final_returns", returns[-1].round(2).tolist())
+    record_speed(result.env_steps, spec.seeds)
+    value = score(returns, spec)
+    if extra and contends(trial.study, value):
+        trial.set_user_attr("own_seeds_value", round(value, 2))
+        trial.set_user_attr("seeds", own + extra)
+        try:
+            more = train(config.replace(seed=extra[0]), seeds=len(extra), device=device)
+        except Diverged as exc:
+            trial.set_user_attr("diverged", f"confirmation seeds: {exc}")
+            stopped(exc.step, spec.seeds + len(extra))
+            raise optuna.TrialPruned(f"diverged on a confirmation seed: {exc}") from None
+        returns = np.hstack([returns, more.eval_returns])
+        trial.set_user_attr(
+            "curve", [[*row, *r.round(2).tolist()] for row, r in zip(curve, more.eval_returns)]
+        )
+        trial.set_user_attr("final_returns", returns[-1].round(2).tolist())
+        record_speed(result.env_steps, spec.seeds + len(extra))
+        value = score(returns, spec)
+    return value
+
+
+def score(returns: np.ndarray, spec: StudySpec) -> float:
+    """A trial's value from its [evaluations, seeds] returns: the seeds' aggregate, averaged over
+    the last spec.last_evals evaluations."""
+    return float(np.mean([aggregate(r, spec.aggregate) for r in returns[-spec.last_evals :]]))
+
+
+def contends(study: optuna.Study, value: float) -> bool:
+    """Whether a trial that scored `value` would tie with the best complete trial so far (within
+    TIE, as tuner.export's contenders) or beat it: those are the trials worth more seeds, because
+    at a capped return a few seeds often all reach the cap by luck."""
+    try:
+        best = study.best_value
+    except ValueError:  # no complete trial yet
+        return True
+    return value >= best - TIE * max(abs(best), 1e-9)

@@ -46,6 +46,9 @@ class StudySpec:
     """How the seeds' returns at one evaluation become one number: mean, median, min or iqm."""
     last_evals: int
     """The trial's value is the aggregate averaged over its last n evaluations."""
+    confirm: int
+    """Seeds trained in addition, after its own, for a trial that ends within TIE of the best
+    score so far; its value is then the aggregate over all its seeds (0: never)."""
     base: dict[str, Any]
     space: dict[str, Param]
     enqueue: list[dict[str, Any]]
@@ -61,6 +64,13 @@ class StudySpec:
     @property
     def default_storage(self) -> str:
         return f"sqlite:///{self.path.parent / (self.name + '.db')}"
+
+    def trial_seeds(self, number: int) -> tuple[list[int], list[int]]:
+        """Trial `number`'s own seeds and its confirmation seeds: one block per trial, so no two
+        trials share a seed whether or not they were confirmed."""
+        first = number * (self.seeds + self.confirm)
+        own = list(range(first, first + self.seeds))
+        return own, list(range(first + self.seeds, first + self.seeds + self.confirm))
 
     def fixed(self) -> dict[str, Any]:
         """The DQNConfig fields no trial changes: base, env and budget."""
@@ -120,13 +130,14 @@ def load_study_spec(path: str | Path) -> StudySpec:
     seeds = _positive_int(data.get("seeds", 3), f"{src}: seeds")
 
     objective = _mapping(data, "objective", src)
-    _only(objective, ("aggregate", "last"), f"{src}: objective")
+    _only(objective, ("aggregate", "last", "confirm"), f"{src}: objective")
     how = objective.get("aggregate", "iqm")
     if how not in AGGREGATES:
         raise TunerError(
             f"{src}: objective.aggregate={how!r}; choose one of {', '.join(AGGREGATES)}"
         )
     last = _positive_int(objective.get("last", 1), f"{src}: objective.last")
+    confirm = _positive_int(objective.get("confirm", 0), f"{src}: objective.confirm", least=0)
 
     base = _mapping(data, "base", src)
     space = parse_space(data["space"], source=src)
@@ -144,6 +155,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
         seeds=seeds,
         aggregate=how,
         last_evals=last,
+        confirm=confirm,
         base=base,
         space=space,
         enqueue=[],
@@ -186,11 +198,11 @@ def _only(mapping: dict, allowed: tuple[str, ...], where: str) -> None:
             raise TunerError(f"{where}: unknown key {key!r}{did_you_mean(str(key), list(allowed))}")
 
 
-def _positive_int(value: Any, where: str) -> int:
+def _positive_int(value: Any, where: str, least: int = 1) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TunerError(f"{where}={value!r} must be a whole number >= 1")
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise TunerError(f"{where}={value!r} must be a whole number >= {least}")
     return value
 
 
