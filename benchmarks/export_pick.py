@@ -89,8 +89,9 @@ def main() -> None:
         for way, extra in WAYS.items():
             out = Path(tmp) / way.replace(" ", "-")
             ways[way] = run_export(args.storage, args.study_name, extra, out)
-            if way == "race":
-                raced = json.loads((out / "race.json").read_text())
+            if way == "race":  # no race.json: no more ties than finalists, so no race
+                raced = out / "race.json"
+                raced = json.loads(raced.read_text()) if raced.exists() else []
                 ways[way]["race_order"] = [r["trial"] for r in raced]
 
     print(f"retraining all {len(ties)} ties on {args.seeds} held-out seeds ({HELD_OUT} up)")

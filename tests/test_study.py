@@ -247,7 +247,9 @@ def test_a_trial_that_ties_with_the_best_is_confirmed_on_more_seeds_of_its_own(t
     spec = load_study_spec(tmp_path / "s.yaml")
     assert spec.trial_seeds(3) == ([12, 13], [14, 15])
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
-    study.add_trial(optuna.trial.create_trial(value=1e6))  # a best no trial here can reach
+    # the best so far scored far above any trial here on its own seeds, and then fell when more
+    # seeds confirmed it: a trial is compared with the best own-seeds score, not the best value
+    study.add_trial(optuna.trial.create_trial(value=0.0, user_attrs={"own_seeds_value": 1e6}))
     study.enqueue_trial({"learning_rate": 1e-3, "batch_size": 32, "target_update": "hard"})
     study.optimize(lambda trial, spec=spec: objective(trial, spec, device="cpu"), n_trials=1)
     below = study.trials[1]

@@ -47,8 +47,8 @@ class StudySpec:
     last_evals: int
     """The trial's value is the aggregate averaged over its last n evaluations."""
     confirm: int
-    """Seeds trained in addition, after its own, for a trial that ends within TIE of the best
-    score so far; its value is then the aggregate over all its seeds (0: never)."""
+    """Seeds trained in addition, after its own, for a trial whose own seeds score within TIE of
+    the best own-seeds score so far; its value is then the aggregate over all its seeds (0: never)."""
     base: dict[str, Any]
     space: dict[str, Param]
     enqueue: list[dict[str, Any]]
