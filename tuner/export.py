@@ -33,7 +33,8 @@ from tuner.run import DEFAULT_STUDY, open_storage
 from tuner.study import TIE, aggregate, close_to_best, load_study_spec, rank, study_dir
 
 FRESH_SEEDS = 1_000_000
-"""Export seeds start here, far above the trial seeds (trial number x seeds per trial)."""
+"""Export seeds start here, far above the trial seeds (a block of seeds + confirm per trial;
+fresh_seeds also steps past any seed a trial recorded)."""
 GAP_WARNING = 0.10
 """A verified score this much (relative) below the study's is called a likely false positive."""
 

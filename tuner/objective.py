@@ -11,13 +11,13 @@ from optuna.trial import TrialState
 from tuner.dqn import train
 from tuner.errors import Diverged
 from tuner.space import suggest_config
-from tuner.study import TIE, StudySpec, aggregate
+from tuner.study import StudySpec, aggregate, ties_with
 
 
 def objective(trial: optuna.Trial, spec: StudySpec, *, device: str = "auto") -> float:
     """Train the trial's config on spec.seeds fresh seeds; its value is the objective's aggregate
     of the seeds' returns, averaged over the last evaluations. Pruned trials stop at once. With
-    spec.confirm, a trial whose own seeds score within TIE of the best so far trains that many
+    spec.confirm, a trial whose own seeds score within 1% of the best so far trains that many
     more seeds, and its value becomes the aggregate over all of them (see contends)."""
     own, extra = spec.trial_seeds(trial.number)
     config = suggest_config(trial, spec.space, spec.fixed()).replace(seed=own[0])
@@ -83,7 +83,7 @@ def score(returns: np.ndarray, spec: StudySpec) -> float:
 
 def contends(study: optuna.Study, value: float) -> bool:
     """Whether a trial that scored `value` on its own seeds ties with the best own-seeds score of
-    the complete trials so far (within TIE, as tuner.export's contenders) or beats it: those are
+    the complete trials so far (tuner.study.ties_with, the rule of tuner.export's contenders) or beats it: those are
     the trials worth more seeds, because at a capped return a few seeds often all reach the cap by
     luck. Own-seeds scores, not values: comparing with confirmed values, which more seeds pull
     down, would confirm nearly every trial that completes."""
@@ -91,7 +91,4 @@ def contends(study: optuna.Study, value: float) -> bool:
         t.user_attrs.get("own_seeds_value", t.value)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ]
-    if not own:
-        return True
-    best = max(own)
-    return value >= best - TIE * max(abs(best), 1e-9)
+    return not own or ties_with(value, max(own))

@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         f"tuning {spec.env} in study {name!r} ({url}): {args.jobs} worker(s), until "
         f"{args.trials} finished trials; {spec.seeds} seeds x {spec.steps:,} steps per trial"
         + (
-            f", {spec.confirm} more for a trial within {TIE:.0%} of the best"
+            f", {spec.confirm} more for a trial whose own seeds score within {TIE:.0%} of the best"
             if spec.confirm
             else ""
         )

@@ -122,12 +122,10 @@ def load_study_spec(path: str | Path) -> StudySpec:
 
     budget = _mapping(data, "budget", src)
     _only(budget, ("steps", "eval_every", "eval_episodes"), f"{src}: budget")
-    steps = _positive_int(budget.get("steps"), f"{src}: budget.steps")
-    eval_every = _positive_int(
-        budget.get("eval_every", max(1, steps // 5)), f"{src}: budget.eval_every"
-    )
-    eval_episodes = _positive_int(budget.get("eval_episodes", 5), f"{src}: budget.eval_episodes")
-    seeds = _positive_int(data.get("seeds", 3), f"{src}: seeds")
+    steps = _whole(budget.get("steps"), f"{src}: budget.steps")
+    eval_every = _whole(budget.get("eval_every", max(1, steps // 5)), f"{src}: budget.eval_every")
+    eval_episodes = _whole(budget.get("eval_episodes", 5), f"{src}: budget.eval_episodes")
+    seeds = _whole(data.get("seeds", 3), f"{src}: seeds")
 
     objective = _mapping(data, "objective", src)
     _only(objective, ("aggregate", "last", "confirm"), f"{src}: objective")
@@ -136,8 +134,8 @@ def load_study_spec(path: str | Path) -> StudySpec:
         raise TunerError(
             f"{src}: objective.aggregate={how!r}; choose one of {', '.join(AGGREGATES)}"
         )
-    last = _positive_int(objective.get("last", 1), f"{src}: objective.last")
-    confirm = _positive_int(objective.get("confirm", 0), f"{src}: objective.confirm", least=0)
+    last = _whole(objective.get("last", 1), f"{src}: objective.last")
+    confirm = _whole(objective.get("confirm", 0), f"{src}: objective.confirm", least=0)
 
     base = _mapping(data, "base", src)
     space = parse_space(data["space"], source=src)
@@ -198,7 +196,7 @@ def _only(mapping: dict, allowed: tuple[str, ...], where: str) -> None:
             raise TunerError(f"{where}: unknown key {key!r}{did_you_mean(str(key), list(allowed))}")
 
 
-def _positive_int(value: Any, where: str, least: int = 1) -> int:
+def _whole(value: Any, where: str, least: int = 1) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -265,10 +263,12 @@ TIE = 0.01
 498 from 500 either. `tuner.run` counts them and `tuner.export` verifies them."""
 
 
+def ties_with(value: float, best: float) -> bool:
+    """Whether a score is within TIE of the best score (or above it)."""
+    return value >= best - TIE * max(abs(best), 1e-9)
+
+
 def close_to_best(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """The complete trials within TIE of the best score, best first (by `rank`)."""
     ranked = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=rank)
-    if not ranked:
-        return []
-    best = ranked[0].value
-    return [t for t in ranked if t.value >= best - TIE * max(abs(best), 1e-9)]
+    return [t for t in ranked if ties_with(t.value, ranked[0].value)]
