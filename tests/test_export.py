@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from tests.test_study import TINY
 from tests.toy_envs import FORK
 from tuner.config import load_config
-from tuner.export import FRESH_SEEDS, choose_trials, contenders
+from tuner.export import FRESH_SEEDS, choose_trials, contenders, success_interval
 from tuner.study import TIE
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -90,6 +90,9 @@ def test_export_writes_a_trainable_best_config_verified_on_fresh_seeds(copy):
     assert summary["seeds"] == [FRESH_SEEDS, FRESH_SEEDS + 1, FRESH_SEEDS + 2]
     assert len(summary["per_seed_mean"]) == 3 and summary["study_score"] == best.value
     assert summary["successes"] == sum(r >= 475 for r in summary["per_seed_mean"])
+    low, high = summary["success_rate_95"]
+    assert [low, high] == [round(x, 3) for x in success_interval(summary["successes"], 3)]
+    assert f"solves with probability {low:.2f}-{high:.2f}, 95% Wilson interval" in done.stdout
     for seed in summary["seeds"]:
         assert (out / "best" / f"seed-{seed}.pt").is_file()
 
@@ -330,6 +333,21 @@ def test_a_study_without_a_complete_trial_and_a_pruned_trial_are_refused(copy):
         done = export("--study", str(copy / "tiny.yaml"), "--trial", str(pruned[0]))
         assert done.returncode == 2 and "not complete" in done.stderr
     assert yaml.safe_load((copy / "tiny.yaml").read_text())["env"] == "CartPole-v1"
+
+
+def test_the_success_rate_interval_is_wilsons():
+    # hand-computed with z = 1.96: 10/10 -> centre (1 + 0.19207) / 1.38415 = 0.86125, half
+    # 1.41600 * sqrt(3.8415 / 400) = 0.13876; 8/10 -> 0.71674 -/+ 0.22658; 0/5 -> 0.21724 -/+ 0.21724;
+    # 5/10 -> 0.5 -/+ 1.41600 * sqrt(0.025 + 0.0096037) = 0.5 -/+ 0.26340
+    for (k, n), want in {
+        (10, 10): (0.7225, 1.0),
+        (8, 10): (0.4902, 0.9433),
+        (0, 5): (0.0, 0.4345),
+        (5, 10): (0.2366, 0.7634),
+    }.items():
+        assert success_interval(k, n) == pytest.approx(want, abs=1e-4), (k, n)
+    with pytest.raises(ValueError, match="n=0 seeds"):
+        success_interval(0, 0)
 
 
 def test_trials_within_one_percent_of_the_best_tie_with_it():

@@ -37,6 +37,20 @@ FRESH_SEEDS = 1_000_000
 fresh_seeds also steps past any seed a trial recorded)."""
 GAP_WARNING = 0.10
 """A verified score this much (relative) below the study's is called a likely false positive."""
+Z95 = 1.959964
+"""The standard normal quantile for a two-sided 95% interval."""
+
+
+def success_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for the chance that a fresh seed solves the task, from `successes`
+    of `n` seeds. Unlike successes/n ± its standard error it stays inside [0, 1] and does not
+    collapse to a point at 0/n or n/n: 10 of 10 seeds still allow a 1-in-4 failure rate."""
+    if n < 1:
+        raise ValueError(f"n={n} seeds: need at least one")
+    p, z2 = successes / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -228,6 +242,9 @@ class Verified:
             "worst": float(per_seed.min()),
             "threshold": self.threshold,
             "successes": self.successes,
+            "success_rate_95": None
+            if self.successes is None
+            else [round(x, 3) for x in success_interval(self.successes, len(self.seeds))],
             "retrain_seconds": round(self.result.wall_seconds, 2),
         }
 
@@ -252,7 +269,11 @@ class Verified:
             f"(IQM {s['iqm']:.1f}, worst seed {s['worst_seed']}: {s['worst']:.1f})"
         )
         if self.threshold is not None:
-            text += f", {s['successes']}/{len(self.seeds)} seeds ≥ {self.threshold:g}"
+            low, high = s["success_rate_95"]
+            text += (
+                f", {s['successes']}/{len(self.seeds)} seeds ≥ {self.threshold:g} (a fresh seed "
+                f"solves with probability {low:.2f}-{high:.2f}, 95% Wilson interval)"
+            )
         return text
 
     def gap_line(self) -> str:
