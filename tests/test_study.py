@@ -237,8 +237,9 @@ def test_run_rejects_a_bad_study_file_with_exit_2_and_writes_no_database(tmp_pat
 
 def test_a_trial_that_ties_with_the_best_is_confirmed_on_more_seeds_of_its_own(tmp_path):
     """With objective.confirm, a trial whose own seeds score within 1% of the best own-seeds score
-    so far trains that many more seeds (a block no other trial uses), and its value is the aggregate over all of them,
-    exactly what training those seeds by themselves gives. A trial below the best is not."""
+    so far trains that many more seeds (a block no other trial uses), and its value is the
+    aggregate over all of them, exactly what training those seeds by themselves gives. A trial
+    below the best is not."""
     (tmp_path / "s.yaml").write_text(
         TINY.replace(
             "objective: {aggregate: mean, last: 1}", "objective: {aggregate: min, confirm: 2}"

@@ -220,6 +220,11 @@ class Verified:
             return None
         return int((self.per_seed >= self.threshold).sum())
 
+    @property
+    def solved(self) -> str:
+        """Seeds at or above the threshold, as "k/S" ("-" for an env without a threshold)."""
+        return "-" if self.successes is None else f"{self.successes}/{len(self.seeds)}"
+
     def summary(self) -> dict:
         per_seed = self.per_seed
         return {
@@ -271,7 +276,7 @@ class Verified:
         if self.threshold is not None:
             low, high = s["success_rate_95"]
             text += (
-                f", {s['successes']}/{len(self.seeds)} seeds ≥ {self.threshold:g} (a fresh seed "
+                f", {self.solved} seeds ≥ {self.threshold:g} (a fresh seed "
                 f"solves with probability {low:.2f}-{high:.2f}, 95% Wilson interval)"
             )
         return text
@@ -353,10 +358,9 @@ def race_table(ranked: list[Verified], finalists: int) -> str:
         "|---:|---:|---:|---:|---:|---:|---|",
     ]
     for place, v in enumerate(ranked, 1):
-        solved = "-" if v.successes is None else f"{v.successes}/{len(v.seeds)}"
         lines.append(
             f"| {place} | {v.trial.number} | {v.verified_score:.1f} | {v.per_seed.mean():.1f} "
-            f"| {v.per_seed.min():.1f} | {solved} | {'yes' if place <= finalists else 'no'} |"
+            f"| {v.per_seed.min():.1f} | {v.solved} | {'yes' if place <= finalists else 'no'} |"
         )
     return "\n".join(lines)
 
@@ -431,10 +435,9 @@ def write_report(
         ]
         for v in verified:
             s = v.summary()
-            solved = "-" if s["successes"] is None else f"{s['successes']}/{len(v.seeds)}"
             lines.append(
                 f"| {v.label} | {v.trial.number} | {v.trial.value:.1f} | {v.verified_score:.1f} "
-                f"| {s['mean']:.1f} ± {s['std']:.1f} | {s['worst']:.1f} | {solved} |"
+                f"| {s['mean']:.1f} ± {s['std']:.1f} | {s['worst']:.1f} | {v.solved} |"
             )
         lines.append("")
     for v in verified:

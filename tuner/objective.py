@@ -82,11 +82,11 @@ def score(returns: np.ndarray, spec: StudySpec) -> float:
 
 
 def contends(study: optuna.Study, value: float) -> bool:
-    """Whether a trial that scored `value` on its own seeds ties with the best own-seeds score of
-    the complete trials so far (tuner.study.ties_with, the rule of tuner.export's contenders) or beats it: those are
-    the trials worth more seeds, because at a capped return a few seeds often all reach the cap by
-    luck. Own-seeds scores, not values: comparing with confirmed values, which more seeds pull
-    down, would confirm nearly every trial that completes."""
+    """Whether a trial that scored `value` on its own seeds ties with (tuner.study.ties_with, the
+    rule of tuner.export's contenders) or beats the best own-seeds score of the complete trials so
+    far: those are the trials worth more seeds, because at a capped return a few seeds often all
+    reach the cap by luck. Own-seeds scores, not values: comparing with confirmed values, which
+    more seeds pull down, would confirm nearly every trial that completes."""
     own = [
         t.user_attrs.get("own_seeds_value", t.value)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

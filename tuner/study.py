@@ -48,7 +48,8 @@ class StudySpec:
     """The trial's value is the aggregate averaged over its last n evaluations."""
     confirm: int
     """Seeds trained in addition, after its own, for a trial whose own seeds score within TIE of
-    the best own-seeds score so far; its value is then the aggregate over all its seeds (0: never)."""
+    the best own-seeds score so far; its value is then the aggregate over all its seeds
+    (0: never)."""
     base: dict[str, Any]
     space: dict[str, Param]
     enqueue: list[dict[str, Any]]
