@@ -7,9 +7,10 @@
 Both sides: TPE and the median pruner, the default study's env steps per trial and number of
 evaluations, 2 processes on one SQLite storage with one torch thread each (RL Zoo: two
 `rl_zoo3.train -optimize` processes sharing --storage, as its maintainers advise; tuner:
-`tuner.run --jobs 2`). Each side's best config is then retrained on 5 fresh seeds and scored by
-the same greedy evaluator over 100 episodes. Prints a table and writes
-benchmarks/results/vs_zoo.json.
+`tuner.run --jobs 2`). Each side's best config, as its user would get it, is then retrained on 5
+fresh seeds and scored by the same greedy evaluator over 100 episodes: RL Zoo's best trial, and
+the config `python -m tuner.export` picks (it races tuner's tied trials on seeds of its own
+first). Prints a table and writes benchmarks/results/vs_zoo.json.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import yaml
 from optuna.trial import TrialState
 
 from tuner.config import DQNConfig
 from tuner.dqn import evaluate, train
-from tuner.export import choose_trials
 from tuner.study import load_study_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,14 +119,32 @@ def run_tuner(tmp: Path, trials: int) -> dict:
     return summarize(url, "cartpole", wall)
 
 
-def tuner_retrain(url: str, seeds: list[int], episodes: int) -> tuple[int, list[float]]:
-    """The trial tuner.export ranks first (it may differ from study.best_trial on a tie) and
-    its returns on fresh seeds."""
-    study = optuna.load_study(study_name="cartpole", storage=url)
-    best = choose_trials(study, None, 1)[0]  # tuner.export's first-ranked trial
-    config = DQNConfig.from_dict(best.user_attrs["config"]).replace(seed=seeds[0])
+def tuner_retrain(url: str, tmp: Path, seeds: list[int], episodes: int) -> dict:
+    """What `python -m tuner.export` picks (it races the study's ties on fresh seeds of its own
+    and verifies the best on 10 more), retrained on the benchmark's fresh seeds: the config a
+    user of the product gets, as RL Zoo's best trial is the config its user gets."""
+    out = tmp / "export"
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "tuner.export", "--storage", url, "--study-name", "cartpole"]
+        + ["--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"tuner.export failed: {done.stderr[-800:]}")
+    wall = time.perf_counter() - start
+    config = DQNConfig.from_dict(
+        yaml.safe_load((out / "best.yaml").read_text()), source="best.yaml"
+    ).replace(seed=seeds[0])
+    verified = json.loads((out / "best" / "verification.json").read_text())
     result = train(config, seeds=len(seeds), device="cpu")
-    return best.number, evaluate(result.network, config.env, episodes).mean(1).tolist()
+    return {
+        "export_wall_s": round(wall, 1),
+        "retrained_trial": verified.get("trial"),
+        "retrained": evaluate(result.network, config.env, episodes).mean(1).tolist(),
+    }
 
 
 def main() -> None:
@@ -152,9 +171,7 @@ def main() -> None:
         print(f"  {ours}", flush=True)
         print("retraining each side's best on fresh seeds", flush=True)
         zoo["retrained"] = zoo_retrain(zoo["best_params"], spec.steps, seeds, args.episodes)
-        ours["retrained_trial"], ours["retrained"] = tuner_retrain(
-            f"sqlite:///{tmp / 'tuner.db'}", seeds, args.episodes
-        )
+        ours.update(tuner_retrain(f"sqlite:///{tmp / 'tuner.db'}", tmp, seeds, args.episodes))
 
     rows = {"rl_zoo": zoo, "tuner": ours}
     print(
@@ -169,6 +186,10 @@ def main() -> None:
             f"{r['best_value']:>7.1f} {r['retrained_mean']:>15.1f} "
             f"{r['retrained_solved']:>6}/{len(ret)}"
         )
+    print(
+        f"retrained: RL Zoo's best trial {zoo['best_trial']}; tuner.export's pick, trial "
+        f"{ours['retrained_trial']} (the export took {ours['export_wall_s']:.0f} s)"
+    )
     ratio = zoo["s_per_finished_trial"] / ours["s_per_finished_trial"]
     print(f"wall time per finished trial: tuner is {ratio:.1f}x faster (target 10x)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
