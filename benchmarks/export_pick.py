@@ -89,9 +89,9 @@ def main() -> None:
         for way, extra in WAYS.items():
             out = Path(tmp) / way.replace(" ", "-")
             ways[way] = run_export(args.storage, args.study_name, extra, out)
-            if way == "race":  # no race.json: no more ties than finalists, so no race
-                raced = out / "race.json"
-                raced = json.loads(raced.read_text()) if raced.exists() else []
+            if way == "race":
+                race = out / "race.json"  # absent when no more trials tied than go on
+                raced = json.loads(race.read_text()) if race.exists() else []
                 ways[way]["race_order"] = [r["trial"] for r in raced]
 
     print(f"retraining all {len(ties)} ties on {args.seeds} held-out seeds ({HELD_OUT} up)")
