@@ -268,6 +268,57 @@ def test_more_ties_than_finalists_race_on_seeds_of_their_own_first(tmp_path):
     assert all((tmp_path / "all" / name).is_dir() for name in ("trial-0", "trial-1", "trial-3"))
 
 
+def test_when_no_finalist_solves_every_fresh_seed_reserves_from_the_race_are_verified(tmp_path):
+    """Two tied trials on ForkGoal (solved at return 3). Trial 0 never learns (learning starts
+    after its budget), so each seed plays whatever its initial weights prefer: with these
+    fresh seeds it lasts the 3 steps on both race seeds and on neither verification seed.
+    Trial 1 learns to last them on every seed. The race ties them and the study's order sends
+    trial 0 on as the one finalist; it solves 0/2, so trial 1 is verified as a reserve, solves
+    2/2 and becomes best.yaml. Without reserves trial 0 would have been exported."""
+    good = FORK.replace(
+        env="tests.toy_envs:ForkGoal-v0",
+        total_steps=1000,
+        learning_rate=1e-2,
+        batch_size=32,
+        eval_episodes=2,
+    )
+    coin = good.replace(hidden_sizes=(8,), learning_starts=1000)
+    url = f"sqlite:///{tmp_path / 'goal.db'}"
+    study = optuna.create_study(study_name="goal", storage=url, direction="maximize")
+    starts = optuna.distributions.IntDistribution(0, 1000)
+    for config in (coin, good):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"learning_starts": config.learning_starts},
+                distributions={"learning_starts": starts},
+                value=3.0,
+                user_attrs={"config": config.to_dict(), "seeds": [0, 1]},
+            )
+        )
+    args = ["--storage", url, "--study-name", "goal", "--episodes", "2", "--seeds", "2"]
+    args += ["--race-seeds", "2", "--finalists", "1"]
+    out = tmp_path / "out"
+    done = export(*args, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+
+    raced = json.loads((out / "race.json").read_text())
+    assert [(r["trial"], r["per_seed_mean"]) for r in raced] == [(0, [3.0, 3.0]), (1, [3.0, 3.0])]
+    dropped = json.loads((out / "trial-0" / "verification.json").read_text())
+    assert dropped["per_seed_mean"] == [1.0, 1.0] and dropped["successes"] == 0
+    best = json.loads((out / "best" / "verification.json").read_text())
+    assert best["trial"] == 1 and best["successes"] == 2 and best["seeds"] == dropped["seeds"]
+    assert "verifying reserve 1 of 1, the next from the race" in done.stdout
+    assert "1 went on from the race, 1 more as reserves," in done.stdout
+    report = (out / "report.md").read_text()
+    assert "| 2 | 1 | 3.0 | 3.0 | 3.0 | 2/2 | as a reserve |" in report
+
+    alone = export(*args, "--reserves", "0", "--out", str(tmp_path / "alone"))
+    assert alone.returncode == 0, alone.stderr
+    assert "reserve" not in alone.stdout
+    kept = json.loads((tmp_path / "alone" / "best" / "verification.json").read_text())
+    assert kept["trial"] == 0 and kept["successes"] == 0
+
+
 def test_storage_url_and_study_name_find_the_same_study(copy):
     done = export(
         "--storage",
@@ -300,7 +351,8 @@ def bad_cases(root: Path) -> list[tuple[list[str], str]]:
             "cannot open storage",
         ),
         (["--study", study, "--seeds", "0"], "must be at least 1"),
-        (["--study", study, "--race-seeds", "-1"], "must be 0 (no race) or more"),
+        (["--study", study, "--race-seeds", "-1"], "must be 0 (none) or more"),
+        (["--study", study, "--reserves", "-1"], "--reserves=-1 must be 0 (none) or more"),
         (["--study", study, "--device", "tpu"], "unknown device 'tpu'"),
     ]
     if not torch.cuda.is_available():

@@ -41,6 +41,8 @@ class Fork(gym.Env):
 
 
 gym.register("Fork-v0", entry_point=Fork, max_episode_steps=3)
+gym.register("ForkGoal-v0", entry_point=Fork, max_episode_steps=3, reward_threshold=3.0)
+"""Fork with a reward threshold: a seed solves it when its greedy policy lasts the 3 steps."""
 
 FORK = DQNConfig(
     env="tests.toy_envs:Fork-v0",
