@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from tests.test_study import TINY
 from tests.toy_envs import FORK
-from tuner.config import load_config
+from tuner.config import DQNConfig, load_config
 from tuner.export import FRESH_SEEDS, choose_trials, contenders, success_interval
 from tuner.study import TIE
 
@@ -158,6 +158,23 @@ def test_top_k_and_a_chosen_trial(copy):
     assert (copy / "chosen" / f"trial-{chosen}.yaml").is_file()
 
 
+def finished_study(
+    url: str, name: str, param: str, distribution, trials: list[tuple[DQNConfig, float]]
+) -> None:
+    """A study of complete trials with these configs and values (trained on seeds 0 and 1);
+    `param` is the config field they differ in, recorded as the trial's one param."""
+    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+    for config, value in trials:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={param: getattr(config, param)},
+                distributions={param: distribution},
+                value=value,
+                user_attrs={"config": config.to_dict(), "seeds": [0, 1]},
+            )
+        )
+
+
 def test_trials_tied_at_the_top_are_all_verified_and_the_best_verified_is_exported(tmp_path):
     """Two trials on the Fork toy env: the one the study ranked first rewards termination, so
     it learns to end every episode at once (return 1); the runner-up penalises it and learns to
@@ -165,17 +182,9 @@ def test_trials_tied_at_the_top_are_all_verified_and_the_best_verified_is_export
     good = FORK.replace(total_steps=1000, learning_rate=1e-2, batch_size=32, eval_episodes=2)
     lucky = good.replace(termination_penalty=10.0)
     url = f"sqlite:///{tmp_path / 'fork.db'}"
-    study = optuna.create_study(study_name="fork", storage=url, direction="maximize")
     penalty = optuna.distributions.FloatDistribution(-10.0, 10.0)
-    for config, value in ((lucky, 3.0), (good, 3.0 * (1 - TIE / 2))):
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={"termination_penalty": config.termination_penalty},
-                distributions={"termination_penalty": penalty},
-                value=value,
-                user_attrs={"config": config.to_dict(), "seeds": [0, 1]},
-            )
-        )
+    trials = [(lucky, 3.0), (good, 3.0 * (1 - TIE / 2))]
+    finished_study(url, "fork", "termination_penalty", penalty, trials)
     out = tmp_path / "out"
     done = export(
         "--storage",
@@ -230,17 +239,9 @@ def test_more_ties_than_finalists_race_on_seeds_of_their_own_first(tmp_path):
     good = FORK.replace(total_steps=1000, learning_rate=1e-2, batch_size=32, eval_episodes=2)
     lucky = good.replace(termination_penalty=10.0)
     url = f"sqlite:///{tmp_path / 'fork.db'}"
-    study = optuna.create_study(study_name="fork", storage=url, direction="maximize")
     penalty = optuna.distributions.FloatDistribution(-10.0, 10.0)
-    for config in (lucky, lucky, good, good):
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={"termination_penalty": config.termination_penalty},
-                distributions={"termination_penalty": penalty},
-                value=3.0,
-                user_attrs={"config": config.to_dict(), "seeds": [0, 1]},
-            )
-        )
+    trials = [(c, 3.0) for c in (lucky, lucky, good, good)]
+    finished_study(url, "fork", "termination_penalty", penalty, trials)
     out = tmp_path / "out"
     args = ["--storage", url, "--study-name", "fork", "--episodes", "5", "--out", str(out)]
     done = export(*args, "--seeds", "2", "--race-seeds", "2", "--finalists", "2")
@@ -284,17 +285,8 @@ def test_when_no_finalist_solves_every_fresh_seed_reserves_from_the_race_are_ver
     )
     coin = good.replace(hidden_sizes=(8,), learning_starts=1000)
     url = f"sqlite:///{tmp_path / 'goal.db'}"
-    study = optuna.create_study(study_name="goal", storage=url, direction="maximize")
     starts = optuna.distributions.IntDistribution(0, 1000)
-    for config in (coin, good):
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={"learning_starts": config.learning_starts},
-                distributions={"learning_starts": starts},
-                value=3.0,
-                user_attrs={"config": config.to_dict(), "seeds": [0, 1]},
-            )
-        )
+    finished_study(url, "goal", "learning_starts", starts, [(coin, 3.0), (good, 3.0)])
     args = ["--storage", url, "--study-name", "goal", "--episodes", "2", "--seeds", "2"]
     args += ["--race-seeds", "2", "--finalists", "1"]
     out = tmp_path / "out"

@@ -431,13 +431,12 @@ def write_report(
     plots: dict[str, Path],
     out: Path,
     device: torch.device,
-    raced: list[Verified] | None = None,
-    finalists: int | None = None,
+    raced: list[Verified],
+    finalists: int,
 ) -> Path:
-    """report.md: the race among tied trials when there was one, the verification of each
-    exported config, its config, its curve, the study."""
-    raced = raced or []
-    finalists = len(verified) if finalists is None else finalists
+    """report.md: the race among tied trials when there was one (`raced`, empty without), the
+    verification of each exported config, its config, its curve, the study. The first
+    `finalists` of `verified` went on from the race; any after them were reserves."""
     reserves = len(verified) - finalists
     trials = study.get_trials(deepcopy=False)
     complete = sum(t.state == TrialState.COMPLETE for t in trials)
