@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def play(result, episodes: int) -> tuple[np.ndarray, np.ndarray]:
     obs = np.stack([env.reset(seed=EPISODE_SEED + i % episodes)[0] for i, env in enumerate(envs)])
     returns = np.zeros(len(envs))
     ends = np.full(len(envs), "", dtype=object)
-    while not ends.all():
+    while (ends == "").any():
         actions = result.network.greedy(obs.astype(np.float32).reshape(k, episodes, -1))
         actions = actions.reshape(-1)
         for i in np.flatnonzero(ends == ""):
@@ -128,19 +129,23 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/gamma_drift.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    configs = CONFIGS
+    if args.config:
+        configs = {Path(path).stem: load_config(path).to_dict() for path in args.config}
+        for name, fields in configs.items():
+            if fields["env"] != "CartPole-v1":
+                print(f"{name}: env {fields['env']}; this benchmark reads CartPole-v1 only")
+                sys.exit(2)
 
     rows = []
     print(
         f"{args.seeds} fresh seeds ({FIRST_SEED}-{FIRST_SEED + args.seeds - 1}), "
-        f"{args.episodes} greedy episodes each, CartPole-v1, 20,000 steps"
+        f"{args.episodes} greedy episodes each, CartPole-v1"
     )
     print(
         f"{'config':>18} {'gamma':>7} {'solved':>7} {'mean':>6} {'worst':>6} "
         f"{'ended: time':>11} {'cart out':>8} {'pole fell':>9} {'train s':>7}"
     )
-    configs = CONFIGS
-    if args.config:
-        configs = {Path(path).stem: load_config(path).to_dict() for path in args.config}
     for name, fields in configs.items():
         for own in args.gammas:
             gamma = fields["gamma"] if own == "own" else float(own)
@@ -152,6 +157,7 @@ def main() -> None:
                 "config": name,
                 "gamma": gamma,
                 "seeds": result.seeds,
+                "steps": result.env_steps,
                 "seed_means": means.round(1).tolist(),
                 "solved": int((means >= 475).sum()),
                 "mean": float(means.mean()),
