@@ -272,11 +272,15 @@ def test_exploration_chooses_per_step_what_the_schedule_and_each_seeds_numbers_s
         np.testing.assert_array_equal(actions, (u[..., 1] * n_actions).astype(np.int64))
 
 
-def test_training_penalises_termination_and_bootstraps_through_truncation():
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_training_penalises_termination_and_bootstraps_through_truncation(scale):
     """Fixed points with gamma 0.5: Q(s, 0) = -5 (the penalty, no bootstrap) and
-    Q(s, 1) = 1 + 0.5 * Q(s, 1) = 2 (bootstraps at the time limit; 1.5 if it did not)."""
-    config = FORK.replace(total_steps=4000, learning_rate=3e-3, batch_size=64, eval_episodes=1)
+    Q(s, 1) = 1 + 0.5 * Q(s, 1) = 2 (bootstraps at the time limit; 1.5 if it did not). A reward
+    scale multiplies both, the penalty included: -2.5 and 1 at 0.5."""
+    config = FORK.replace(
+        total_steps=4000, learning_rate=3e-3, batch_size=64, eval_episodes=1, reward_scale=scale
+    )
     result = train(config, device="cpu")
     q = result.network(torch.ones(1, 1, 1))[0, 0]
-    assert q[0].item() == pytest.approx(-5.0, abs=0.15)
-    assert q[1].item() == pytest.approx(2.0, abs=0.15)
+    assert q[0].item() == pytest.approx(-5.0 * scale, abs=0.15 * scale)
+    assert q[1].item() == pytest.approx(2.0 * scale, abs=0.15 * scale)

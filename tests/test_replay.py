@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tuner.dqn import td_targets
-from tuner.envs import apply_termination_penalty
+from tuner.envs import learning_rewards
 from tuner.networks import BatchedQNetwork
 from tuner.replay import Batch, ReplayBuffer
 
@@ -139,10 +139,11 @@ def as_batch(buf: ReplayBuffer, slots: list[int]) -> Batch:
 
 
 def test_td_targets_mask_termination_bootstrap_truncation_and_apply_the_penalty():
-    rewards = apply_termination_penalty(
-        np.array([1.0, 1.0, 1.0]), np.array([False, True, False]), -15.0
-    )
+    rewards = learning_rewards(np.array([1.0, 1.0, 1.0]), np.array([False, True, False]), -15.0)
     assert rewards.tolist() == [1.0, -15.0, 1.0]  # the truncated step keeps its reward
+    scaled = learning_rewards(np.array([1.0, 1.0]), np.array([False, True]), -15.0, scale=0.1)
+    assert scaled.tolist() == pytest.approx([0.1, -1.5])  # the penalty is scaled too
+    assert learning_rewards(np.array([2.0]), np.array([True]), None, 0.5).tolist() == [1.0]
     buf = ReplayBuffer(seeds=[0], envs_per_seed=1, capacity=4, obs_dim=1, gamma=0.9)
     add(buf, 0, rewards[0], 3)
     add(buf, 0, rewards[1], 3, terminated=True)

@@ -86,6 +86,11 @@ class DQNConfig:
     termination_penalty: float | None = None
     """Reward stored on a terminating step instead of the env's (e.g. -15); null keeps the env's.
     Truncation by a time limit is not termination and is never penalised."""
+    reward_scale: float = 1.0
+    """Every reward the agent learns from is multiplied by this, the termination penalty
+    included; evaluation returns stay the env's. With a long horizon (gamma 0.999, Q-values up
+    to 1,000 on CartPole), a scale of 0.01 keeps Q-values near 1, where Adam's steps can move
+    them within a short budget."""
     n_step: int = 1
     """Steps of real reward in each TD target before bootstrapping."""
 
@@ -277,6 +282,7 @@ def _validate(c: DQNConfig) -> None:
     for name in ("epsilon_start", "epsilon_end", "per_beta", "per_beta_end"):
         _require(c, name, 0 <= getattr(c, name) <= 1, "in [0, 1]")
     _require(c, "per_eps", c.per_eps > 0, "> 0")
+    _require(c, "reward_scale", c.reward_scale > 0, "> 0")
     _require(
         c,
         "replay_size",

@@ -17,8 +17,8 @@ from tuner.config import DQNConfig
 from tuner.envs import (
     EVAL_SEED,
     TrainEnvs,
-    apply_termination_penalty,
     check_env,
+    learning_rewards,
     make_env,
     stream_seed,
 )
@@ -323,7 +323,9 @@ def train(
                 # step and store the observation each action led to (an episode's last one where
                 # it ended, while next_obs already starts the next episode)
                 next_obs, real_next, rewards, terminated, done = envs.step(actions)
-                rewards = apply_termination_penalty(rewards, terminated, config.termination_penalty)
+                rewards = learning_rewards(
+                    rewards, terminated, config.termination_penalty, config.reward_scale
+                )
                 replay.add(obs, actions, rewards, real_next, terminated, done)
                 obs = next_obs
 

@@ -122,8 +122,11 @@ class TrainEnvs:
             env.close()
 
 
-def apply_termination_penalty(
-    rewards: np.ndarray, terminated: np.ndarray, penalty: float | None
+def learning_rewards(
+    rewards: np.ndarray, terminated: np.ndarray, penalty: float | None, scale: float = 1.0
 ) -> np.ndarray:
-    """The reward to store: `penalty` where the episode terminated (not truncated), else the env's."""
-    return rewards if penalty is None else np.where(terminated, penalty, rewards)
+    """The rewards to store: `penalty` where the episode terminated (not truncated), else the
+    env's, all times `scale`."""
+    if penalty is not None:
+        rewards = np.where(terminated, penalty, rewards)
+    return rewards if scale == 1.0 else rewards * scale
