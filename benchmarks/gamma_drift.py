@@ -5,11 +5,11 @@ greedy episodes with each seed, and records why every episode ended: the time li
 the cart leaving the track (|x| > 2.4) or the pole falling. The configs are two that the
 default study found; one of them tied at 500 in its study and then solved 3 of 5 held-out seeds.
 
-    python benchmarks/gamma_drift.py [--gammas 0.98 0.99 ...] [--seeds 10] [--episodes 10]
-                                     [--config FILE ...]
+    python benchmarks/gamma_drift.py [--gammas 0.98 0.99 ...] [--reward-scales 1 0.01 ...]
+                                     [--seeds 10] [--episodes 10] [--config FILE ...]
 
-`--config` runs the DQNConfig files given instead of the two built in; a gamma of `own` keeps
-each config's own.
+`--config` runs the DQNConfig files given instead of the two built in; a gamma or reward scale
+of `own` keeps each config's own. Every gamma is run with every reward scale.
 
 Prints a table and writes JSON (default benchmarks/results/gamma_drift.json).
 """
@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument(
         "--gammas", nargs="+", default=["0.98", "0.99", "0.995", "0.998", "0.999", "0.9995"]
     )
+    parser.add_argument("--reward-scales", nargs="+", default=["own"])
     parser.add_argument("--config", nargs="+", help="DQNConfig YAML files to run instead")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--episodes", type=int, default=10)
@@ -143,19 +144,23 @@ def main() -> None:
         f"{args.episodes} greedy episodes each, CartPole-v1"
     )
     print(
-        f"{'config':>18} {'gamma':>7} {'solved':>7} {'mean':>6} {'worst':>6} "
+        f"{'config':>18} {'gamma':>7} {'scale':>6} {'solved':>7} {'mean':>6} {'worst':>6} "
         f"{'ended: time':>11} {'cart out':>8} {'pole fell':>9} {'train s':>7}"
     )
     for name, fields in configs.items():
-        for own in args.gammas:
+        for own, scale in [(g, r) for g in args.gammas for r in args.reward_scales]:
             gamma = fields["gamma"] if own == "own" else float(own)
-            config = DQNConfig.from_dict({**fields, "gamma": gamma, "seed": FIRST_SEED})
+            scale = fields.get("reward_scale", 1.0) if scale == "own" else float(scale)
+            config = DQNConfig.from_dict(
+                {**fields, "gamma": gamma, "reward_scale": scale, "seed": FIRST_SEED}
+            )
             result = train(config, seeds=args.seeds, device="cpu")
             returns, ends = play(result, args.episodes)
             means = returns.mean(1)
             row = {
                 "config": name,
                 "gamma": gamma,
+                "reward_scale": scale,
                 "seeds": result.seeds,
                 "steps": result.env_steps,
                 "seed_means": means.round(1).tolist(),
@@ -167,7 +172,7 @@ def main() -> None:
             }
             rows.append(row)
             print(
-                f"{name:>18} {gamma:>7.5g} {row['solved']:>4}/{args.seeds:<2} "
+                f"{name:>18} {gamma:>7.5g} {scale:>6.3g} {row['solved']:>4}/{args.seeds:<2} "
                 f"{row['mean']:>6.1f} {row['worst']:>6.1f} {row['ended']['time']:>11} "
                 f"{row['ended']['cart']:>8} {row['ended']['pole']:>9} {row['train_s']:>7}",
                 flush=True,
