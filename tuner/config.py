@@ -89,8 +89,8 @@ class DQNConfig:
     reward_scale: float = 1.0
     """Every reward the agent learns from is multiplied by this, the termination penalty
     included; evaluation returns stay the env's. With a long horizon (gamma 0.999, Q-values up
-    to 1,000 on CartPole), a scale of 0.01 keeps Q-values near 1, where Adam's steps can move
-    them within a short budget."""
+    to 1,000 on CartPole), a scale of 0.01 keeps them under 10, where Adam's steps, about the
+    learning rate each, can move them within a short budget."""
     n_step: int = 1
     """Steps of real reward in each TD target before bootstrapping."""
 
