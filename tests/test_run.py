@@ -166,6 +166,34 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
     assert retry.params == killed.params
 
 
+def test_workers_of_a_killed_tuner_run_fail_their_trials_and_stop(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
+    proc = run(tmp_path, "--trials", "4", "--jobs", "2", wait=False)
+    deadline = time.time() + 120
+    while time.time() < deadline and not training(trials(tmp_path)):
+        time.sleep(1)
+    workers = worker_pids(proc.pid)
+    assert workers and training(trials(tmp_path)), "no trial started training within 120 s"
+    proc.kill()  # SIGKILL: the parent cannot pass anything on to its workers
+    proc.communicate(timeout=60)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(map(running, workers)):
+        time.sleep(0.5)
+    alive = [pid for pid in workers if running(pid)]
+    assert not alive, f"workers {alive} still run 30 s after their tuner.run was killed"
+    after = final_states(tmp_path)
+    assert TrialState.RUNNING not in after and TrialState.FAIL in after
+
+
+def running(pid: int) -> bool:
+    """Whether a process exists and has not exited (an exited one waits, a zombie, until its
+    new parent reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_a_reader_never_writes_to_a_database_that_is_still_being_created(tmp_path):
     # what tuner.run leaves between creating Optuna's tables and writing their version rows: a
     # reader (export, dashboard, a poller) that opened it then would write those rows itself

@@ -13,9 +13,10 @@ from optuna.trial import TrialState
 from tuner.config import DQNConfig, field_names
 from tuner.dqn import train
 from tuner.errors import TunerError
-from tuner.objective import objective
+from tuner.objective import FIXED_OUTSIDE_SPACE, objective, trial_config
+from tuner.run import create_or_load_study
 from tuner.space import CONDITIONS, suggest_config
-from tuner.study import aggregate, load_study_spec
+from tuner.study import Enqueued, aggregate, load_study_spec
 
 TINY = """\
 env: CartPole-v1
@@ -67,14 +68,23 @@ def test_default_study_searches_only_config_fields_and_covers_what_people_tune()
         "per_alpha",
     }
     assert wanted <= set(spec.space)
-    assert len(spec.enqueue) == 2 and spec.enqueue[0]["train_frequency"] == 256
+    assert len(spec.enqueue) == 2 and spec.enqueue[0].params["train_frequency"] == 256
+
+
+def fixed_trial(params: dict, known: Enqueued | None = None) -> optuna.trial.FixedTrial:
+    """A FixedTrial as tuner.run hands an enqueued config to the objective."""
+    trial = optuna.trial.FixedTrial(params)
+    if known is not None and known.fixed:
+        trial.set_user_attr(FIXED_OUTSIDE_SPACE, known.fixed)
+    return trial
 
 
 def test_fixed_trial_gives_the_config_and_skips_switched_off_fields():
     spec = load_study_spec("studies/cartpole.yaml")
-    params = dict(spec.enqueue[0])  # RL Zoo: hard updates, no PER -> no tau, no per_*
+    rl_zoo = spec.enqueue[0]
+    params = dict(rl_zoo.params)  # RL Zoo: hard updates, no PER -> no tau, no per_*
     assert not {"tau", "per_alpha", "per_beta"} & set(params)
-    config = suggest_config(optuna.trial.FixedTrial(params), spec.space, spec.fixed())
+    config = trial_config(fixed_trial(params, rl_zoo), spec)
     assert (config.learning_rate, config.hidden_sizes, config.total_steps) == (
         2.3e-3,
         (256, 256),
@@ -82,10 +92,8 @@ def test_fixed_trial_gives_the_config_and_skips_switched_off_fields():
     )
     soft = {**params, "target_update": "soft"}
     with pytest.raises(ValueError):  # tau becomes needed once updates are soft
-        suggest_config(optuna.trial.FixedTrial(soft), spec.space, spec.fixed())
-    config = suggest_config(
-        optuna.trial.FixedTrial({**soft, "tau": 0.01}), spec.space, spec.fixed()
-    )
+        trial_config(fixed_trial(soft, rl_zoo), spec)
+    config = trial_config(fixed_trial({**soft, "tau": 0.01}, rl_zoo), spec)
     assert config.tau == 0.01
     assert all(switch in field_names() for switch, _ in CONDITIONS.values())
 
@@ -187,7 +195,15 @@ BAD = [
         TINY.replace("hidden_sizes: [16]", "batch_size: 8"),
         "both fixed in base and searched in space",
     ),
-    (TINY.replace("batch_size: 32, target", "batch_size: 64, target"), "lies outside the space"),
+    (
+        TINY.replace("batch_size: 32, target", "total_steps: 500, target"),
+        "enqueue[0].total_steps is set by the study itself",
+    ),
+    (
+        TINY.replace("batch_size: 32, target", "batch_sise: 32, target"),
+        "unknown field 'batch_sise'; did you mean 'batch_size'",
+    ),
+    (TINY.replace("batch_size: 32, target", "batch_size: 0, target"), "batch_size"),
     (
         TINY.replace("batch_size: [16, 32]", "batch_size: {low: 8, high: replay_sise}"),
         "bounded by 'replay_sise', which is not a DQNConfig field; did you mean 'replay_size'",
@@ -200,7 +216,7 @@ BAD = [
         TINY.replace("batch_size: [16, 32]", "batch_size: {low: 8, high: replay_size}").replace(
             "batch_size: 32, target", "batch_size: 4000, target"
         ),
-        "lies outside the space",
+        "batch_size",  # outside its range, so fixed: and then larger than the replay buffer
     ),
     (TINY.replace("name: tpe", "name: anneal"), "sampler 'anneal' is unknown"),
     (TINY.replace("n_startup_trials: 2", "n_startup: 2"), "pruner options are not accepted"),
@@ -233,6 +249,33 @@ def test_run_rejects_a_bad_study_file_with_exit_2_and_writes_no_database(tmp_pat
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "not a DQNConfig field" in done.stderr
     assert list(tmp_path.iterdir()) == [tmp_path / "s.yaml"]
+
+
+def test_an_enqueued_value_outside_the_space_is_fixed_for_that_trial_and_never_suggested(
+    tmp_path,
+):
+    """RL Zoo's 256x256 net in a space of smaller nets: the enqueued trial trains with it, and
+    the sampler, whose distribution cannot hold it, never sees it as a param."""
+    text = TINY.replace(
+        "batch_size: 32, target_update: hard}",
+        "batch_size: 64, target_update: hard, hidden_sizes: [8, 8], gamma: 0.9}",
+    )
+    (tmp_path / "tiny.yaml").write_text(text)
+    spec = load_study_spec(tmp_path / "tiny.yaml")
+    known = spec.enqueue[0]
+    assert known.params == {"learning_rate": 1e-3, "target_update": "hard"}
+    assert known.fixed == {"batch_size": 64, "hidden_sizes": [8, 8], "gamma": 0.9}
+    url = f"sqlite:///{tmp_path / 'tiny.db'}"
+    study = create_or_load_study(spec, url, "tiny", "test")
+    study.optimize(lambda trial: objective(trial, spec, device="cpu"), n_trials=2)
+    enqueued, sampled = study.trials
+    assert enqueued.params == known.params  # batch_size is searched, but not in this trial
+    config = enqueued.user_attrs["config"]
+    assert (config["batch_size"], config["hidden_sizes"], config["gamma"]) == (64, [8, 8], 0.9)
+    assert (
+        sampled.params["batch_size"] in (16, 32) and FIXED_OUTSIDE_SPACE not in sampled.user_attrs
+    )
+    assert sampled.user_attrs["config"]["hidden_sizes"] == [16]  # base again
 
 
 def test_a_trial_that_ties_with_the_best_is_confirmed_on_more_seeds_of_its_own(tmp_path):

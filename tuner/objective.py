@@ -8,10 +8,14 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from tuner.config import DQNConfig
 from tuner.dqn import train
 from tuner.errors import Diverged
 from tuner.space import suggest_config
 from tuner.study import StudySpec, aggregate, ties_with
+
+FIXED_OUTSIDE_SPACE = "fixed_outside_space"
+"""The user attribute of an enqueued trial that holds the fields it fixes outside the space."""
 
 
 def objective(trial: optuna.Trial, spec: StudySpec, *, device: str = "auto") -> float:
@@ -20,7 +24,7 @@ def objective(trial: optuna.Trial, spec: StudySpec, *, device: str = "auto") -> 
     spec.confirm, a trial whose own seeds score within 1% of the best so far trains that many
     more seeds, and its value becomes the aggregate over all of them (see contends)."""
     own, extra = spec.trial_seeds(trial.number)
-    config = suggest_config(trial, spec.space, spec.fixed()).replace(seed=own[0])
+    config = trial_config(trial, spec).replace(seed=own[0])
     trial.set_user_attr("config", config.to_dict())
     trial.set_user_attr("seeds", own)
     curve: list[list[float]] = []  # [step, return of each seed]
@@ -73,6 +77,14 @@ def objective(trial: optuna.Trial, spec: StudySpec, *, device: str = "auto") -> 
         record_speed(result.env_steps, spec.seeds + len(extra))
         value = score(returns, spec)
     return value
+
+
+def trial_config(trial: optuna.Trial | optuna.trial.FixedTrial, spec: StudySpec) -> DQNConfig:
+    """The study's fixed fields, the fields an enqueued config fixes outside the space (never
+    suggested: the sampler's distributions cannot hold them), and the sampled rest."""
+    outside = trial.user_attrs.get(FIXED_OUTSIDE_SPACE, {})
+    space = {name: param for name, param in spec.space.items() if name not in outside}
+    return suggest_config(trial, space, {**spec.fixed(), **outside})
 
 
 def score(returns: np.ndarray, spec: StudySpec) -> float:

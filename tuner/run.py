@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from tuner.cli import run_main, sigterm_as_ctrl_c
 from tuner.errors import TunerError
-from tuner.objective import objective
+from tuner.objective import FIXED_OUTSIDE_SPACE, objective
 from tuner.study import TIE, StudySpec, close_to_best, load_study_spec, study_dir
 
 DEFAULT_STUDY = Path("studies/cartpole.yaml")
@@ -214,6 +214,23 @@ class Heartbeat(threading.Thread):
         self.join()
 
 
+class ParentWatch(threading.Thread):
+    """Interrupt this worker, as Ctrl-C would, when the tuner.run that started it dies.
+
+    A parent killed with SIGKILL (or by the OOM killer) cannot stop its workers; without this they
+    would tune on unseen, with no progress bar and no summary, until the study was full.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.parent = os.getppid()
+
+    def run(self) -> None:
+        while os.getppid() == self.parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 class Interrupts:
     """Ctrl-C and SIGTERM in a worker, held back while the trial it owns changes hands.
 
@@ -264,6 +281,7 @@ def worker(
 ) -> None:
     """Ask, train and tell trials until the study holds `target` finished ones."""
     interrupts = Interrupts()
+    ParentWatch().start()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # this loop records heartbeats itself (class Heartbeat), which Optuna warns about
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
@@ -343,8 +361,9 @@ def create_or_load_study(spec: StudySpec, url: str, name: str, command: str) -> 
     study.set_user_attr("study_file", spec.path.read_text())
     study.set_user_attr("command", command)
     study.set_user_attr("sampler_seed", spec.sampler_options.get("seed"))
-    for params in spec.enqueue:
-        study.enqueue_trial(params)
+    for known in spec.enqueue:
+        fixed = {FIXED_OUTSIDE_SPACE: known.fixed} if known.fixed else None
+        study.enqueue_trial(known.params, user_attrs=fixed)
     return study
 
 

@@ -15,6 +15,9 @@ import optuna
 from tuner.config import DQNConfig, did_you_mean, field_names
 from tuner.errors import TunerError
 
+SET_BY_STUDY = ("env", "total_steps", "eval_every", "eval_episodes", "seed")
+"""DQNConfig fields that a study file's env, budget and seeds set for every trial."""
+
 CONDITIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "tau": ("target_update", ("soft",)),
     "per_alpha": ("prioritized", (True,)),
@@ -73,7 +76,7 @@ def parse_space(space: Any, *, source: str) -> dict[str, Param]:
         where = f"{source}: space.{name}"
         if name not in names:
             raise TunerError(f"{where} is not a DQNConfig field{did_you_mean(str(name), names)}")
-        if name in ("env", "total_steps", "eval_every", "eval_episodes", "seed"):
+        if name in SET_BY_STUDY:
             raise TunerError(
                 f"{where} is set by the study itself (env, budget, seeds), not searched"
             )

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.config import DQNConfig, did_you_mean, read_yaml
 from tuner.errors import TunerError
-from tuner.space import Param, parse_space
+from tuner.space import SET_BY_STUDY, Param, parse_space
 
 SAMPLERS = {
     "tpe": optuna.samplers.TPESampler,
@@ -30,6 +30,17 @@ PRUNERS = {
 }
 AGGREGATES = ("mean", "median", "min", "iqm")
 KEYS = ("env", "budget", "seeds", "objective", "base", "space", "enqueue", "sampler", "pruner")
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """A known config, tried before the sampler's own. Its values that the space can hold are the
+    trial's params; the others (fields the space does not search, or values outside it: RL Zoo's
+    256x256 net in a space of smaller ones) are fixed for that trial alone. So it trains exactly
+    as written, and the sampler learns from it only through what its distributions can hold."""
+
+    params: dict[str, Any]
+    fixed: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ class StudySpec:
     (0: never)."""
     base: dict[str, Any]
     space: dict[str, Param]
-    enqueue: list[dict[str, Any]]
+    enqueue: list[Enqueued]
     sampler: str
     sampler_options: dict[str, Any] = field(default_factory=dict)
     pruner: str = "median"
@@ -217,35 +228,34 @@ def _component(data: dict, key: str, table: dict, default: str, src: str) -> tup
     return value, options
 
 
-def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> dict[str, Any]:
+def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> Enqueued:
     where = f"{src}: enqueue[{i}]"
     if not isinstance(entry, dict):
-        raise TunerError(f"{where} must be a mapping of searched fields to values")
-    params = {}
+        raise TunerError(f"{where} must be a mapping of DQNConfig fields to values")
+    params, fixed = {}, {}
     for name, value in entry.items():
-        if name not in spec.space:
+        if name in SET_BY_STUDY:
             raise TunerError(
-                f"{where}.{name} is not searched in space; enqueue only searched fields"
+                f"{where}.{name} is set by the study itself (env, budget, seeds); remove it"
             )
-        param = spec.space[name]
-        if isinstance(value, list):
-            value = "x".join(map(str, value))
+        param = spec.space.get(name)
+        if param is None:
+            fixed[name] = value
+            continue
+        as_param = "x".join(map(str, value)) if isinstance(value, list) else value
         low, high = param.bounds({**spec.fixed(), **entry})
-        inside = (
-            (param.kind == "choice" and value in param.choices)
-            or (
-                param.kind in ("float", "int")
-                and isinstance(value, int | float)
-                and low <= value <= high
-            )
-            or (param.kind == "fixed" and value == param.value)
+        inside = (param.kind == "choice" and as_param in param.choices) or (
+            param.kind in ("float", "int")
+            and isinstance(as_param, int | float)
+            and not isinstance(as_param, bool)
+            and low <= as_param <= high
         )
-        if not inside:
-            raise TunerError(f"{where}.{name}={value!r} lies outside the space; widen space.{name}")
-        if param.kind != "fixed":
-            params[name] = value
-    DQNConfig.from_dict({**spec.fixed(), **params}, source=where)
-    return params
+        if inside:
+            params[name] = as_param
+        elif not (param.kind == "fixed" and as_param == param.value):
+            fixed[name] = value
+    DQNConfig.from_dict({**spec.fixed(), **params, **fixed}, source=where)
+    return Enqueued(params, fixed)
 
 
 def rank(trial: FrozenTrial) -> tuple:
