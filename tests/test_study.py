@@ -145,6 +145,28 @@ def test_pruning_through_ask_report_tell_follows_the_study_pruner(tmp_path):
     assert not good.should_prune()
 
 
+def test_a_percentile_pruner_keeps_only_that_top_share_at_each_evaluation(tmp_path):
+    """percentile: 25 keeps a trial only while it is in the top quarter of the complete trials
+    at that step: after 10, 20, 30 and 40, a 32 is pruned (the 75th percentile is 32.5) and a 33
+    is kept; the median pruner (25) would keep both."""
+    text = TINY.replace(
+        "pruner: {name: median, n_startup_trials: 2}",
+        "pruner: {name: percentile, percentile: 25, n_startup_trials: 4}",
+    )
+    (tmp_path / "s.yaml").write_text(text)
+    study = optuna.create_study(
+        direction="maximize", pruner=load_study_spec(tmp_path / "s.yaml").make_pruner()
+    )
+    for value in (10, 20, 30, 40):
+        trial = study.ask()
+        trial.report(value, 0)
+        study.tell(trial, value)
+    for value, pruned in ((32.0, True), (33.0, False)):
+        trial = study.ask()
+        trial.report(value, 0)
+        assert bool(trial.should_prune()) is pruned
+
+
 def test_a_trial_is_pruned_before_its_last_evaluation_never_at_it(tmp_path):
     """A pruner that prunes everything stops a trial at its first evaluation, but a trial whose
     first evaluation is its last has spent its budget: it completes and keeps its score."""
