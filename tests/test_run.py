@@ -21,10 +21,15 @@ from tuner.errors import TunerError
 from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, Interrupts, open_storage, summary
 
 
-def run(tmp_path, *args: str, wait: bool = True):
+def run(tmp_path, *args: str, wait: bool = True, sigint_ignored: bool = False):
+    """tuner.run on tmp_path/tiny.yaml; sigint_ignored starts it with SIGINT ignored, as a
+    script's background job (`cmd &`) starts."""
     cmd = [sys.executable, "-m", "tuner.run", "--study", str(tmp_path / "tiny.yaml"), *args]
     if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+        return subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore
+        )
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
@@ -106,10 +111,14 @@ def test_an_interrupt_while_a_trial_changes_hands_waits_until_the_worker_holds_i
             signal.signal(s, handler)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_stops_workers_and_leaves_no_trial_running(tmp_path, sig):
+@pytest.mark.parametrize(
+    ("sig", "ignored"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["ctrl-c", "sigterm", "kill-int-on-a-background-job"],
+)
+def test_ctrl_c_or_sigterm_stops_workers_and_leaves_no_trial_running(tmp_path, sig, ignored):
     (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
-    proc = run(tmp_path, "--trials", "4", "--jobs", "2", wait=False)
+    proc = run(tmp_path, "--trials", "4", "--jobs", "2", wait=False, sigint_ignored=ignored)
     deadline = time.time() + 120
     while time.time() < deadline:
         time.sleep(1)

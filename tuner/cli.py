@@ -25,6 +25,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def sigterm_as_ctrl_c() -> None:
-    """Treat SIGTERM (a scheduler or `kill` stopping the job) exactly like Ctrl-C."""
+def stop_signals_as_ctrl_c() -> None:
+    """Treat SIGTERM (a scheduler or `kill` stopping the job) exactly like Ctrl-C, and make SIGINT
+    Ctrl-C even where the process started with it ignored: a script's background job (`cmd &`)
+    inherits SIGINT ignored, and Python would keep ignoring `kill -INT`."""
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)

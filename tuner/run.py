@@ -25,7 +25,7 @@ import torch
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from tuner.cli import run_main, sigterm_as_ctrl_c
+from tuner.cli import run_main, stop_signals_as_ctrl_c
 from tuner.errors import TunerError
 from tuner.objective import FIXED_OUTSIDE_SPACE, objective
 from tuner.study import TIE, StudySpec, close_to_best, load_study_spec, study_dir
@@ -369,7 +369,7 @@ def create_or_load_study(spec: StudySpec, url: str, name: str, command: str) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sigterm_as_ctrl_c()
+    stop_signals_as_ctrl_c()
     spec = load_study_spec(args.study)
     if args.trials < 1 or args.jobs < 1:
         raise TunerError("--trials and --jobs must be at least 1")
