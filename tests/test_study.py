@@ -71,11 +71,10 @@ def test_default_study_searches_only_config_fields_and_covers_what_people_tune()
     assert len(spec.enqueue) == 2 and spec.enqueue[0].params["train_frequency"] == 256
 
 
-def fixed_trial(params: dict, known: Enqueued | None = None) -> optuna.trial.FixedTrial:
+def fixed_trial(params: dict, known: Enqueued) -> optuna.trial.FixedTrial:
     """A FixedTrial as tuner.run hands an enqueued config to the objective."""
     trial = optuna.trial.FixedTrial(params)
-    if known is not None and known.fixed:
-        trial.set_user_attr(FIXED_OUTSIDE_SPACE, known.fixed)
+    trial.set_user_attr(FIXED_OUTSIDE_SPACE, known.fixed)
     return trial
 
 
@@ -225,7 +224,10 @@ BAD = [
         TINY.replace("batch_size: 32, target", "batch_sise: 32, target"),
         "unknown field 'batch_sise'; did you mean 'batch_size'",
     ),
-    (TINY.replace("batch_size: 32, target", "batch_size: 0, target"), "batch_size"),
+    (
+        TINY.replace("batch_size: 32, target", "batch_size: 0, target"),
+        "enqueue[0]: batch_size=0 is out of range",
+    ),
     (
         TINY.replace("batch_size: [16, 32]", "batch_size: {low: 8, high: replay_sise}"),
         "bounded by 'replay_sise', which is not a DQNConfig field; did you mean 'replay_size'",
@@ -238,7 +240,8 @@ BAD = [
         TINY.replace("batch_size: [16, 32]", "batch_size: {low: 8, high: replay_size}").replace(
             "batch_size: 32, target", "batch_size: 4000, target"
         ),
-        "batch_size",  # outside its range, so fixed: and then larger than the replay buffer
+        # outside its range, so fixed for the trial: and then larger than the replay buffer
+        "enqueue[0]: replay_size=2000 is out of range; it must be at least batch_size (4000)",
     ),
     (TINY.replace("name: tpe", "name: anneal"), "sampler 'anneal' is unknown"),
     (TINY.replace("n_startup_trials: 2", "n_startup: 2"), "pruner options are not accepted"),
