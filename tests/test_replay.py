@@ -247,21 +247,54 @@ def test_prioritized_sampling_leaves_every_priority_as_it_found_it():
     assert drawn and not drawn & hidden
 
 
-def test_device_copy_path_stores_the_same_rows_as_the_cpu_fast_path():
-    """The path CUDA buffers take (one host-to-device copy) must match direct CPU writes."""
-    gen = np.random.default_rng(0)
-    fast = ReplayBuffer(seeds=[0, 1], envs_per_seed=2, capacity=6, obs_dim=3, gamma=0.9)
-    copied = ReplayBuffer(seeds=[0, 1], envs_per_seed=2, capacity=6, obs_dim=3, gamma=0.9)
-    copied.host = None
-    for _ in range(4):
-        step = (
+def random_steps(count: int, seed: int = 0):
+    """`count` vector steps of random transitions for K=2 seeds, E=2 envs, 3-D observations."""
+    gen = np.random.default_rng(seed)
+    for _ in range(count):
+        terminated = gen.random((2, 2)) < 0.3
+        yield (
             gen.normal(size=(2, 2, 3)).astype(np.float32),
             gen.integers(0, 4, (2, 2)),
             gen.normal(size=(2, 2)),
             gen.normal(size=(2, 2, 3)).astype(np.float32),
-            gen.random((2, 2)) < 0.3,
-            gen.random((2, 2)) < 0.5,
+            terminated,
+            terminated | (gen.random((2, 2)) < 0.2),
         )
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_device_copy_path_stores_the_same_rows_as_the_cpu_fast_path(n_step):
+    """The path CUDA buffers take (one host-to-device copy, n-step columns worked out with torch)
+    must match direct CPU writes and numpy's n-step columns, also after the ring wrapped."""
+    fast, copied = (
+        ReplayBuffer(
+            seeds=[0, 1], envs_per_seed=2, capacity=12, obs_dim=3, gamma=0.9, n_step=n_step
+        )
+        for _ in range(2)
+    )
+    copied.host = None
+    for step in random_steps(9):
         fast.add(*step)
         copied.add(*step)
-    assert torch.equal(fast.data, copied.data)
+    fast.transitions(np.zeros((2, 1), np.int64))
+    copied.transitions(torch.zeros((2, 1), dtype=torch.int64))
+    torch.testing.assert_close(fast.data, copied.data, rtol=1e-6, atol=0)
+
+
+def test_n_step_columns_are_the_same_filled_step_by_step_or_at_once():
+    """Each sample fills in the rows whose windows completed since the last one; filling after
+    every step, or every 4 steps, or once at the end (the ring wrapped twice by then) must give
+    the same columns for every row still held."""
+    bufs = [
+        ReplayBuffer(seeds=[0, 1], envs_per_seed=2, capacity=16, obs_dim=3, gamma=0.9, n_step=3)
+        for _ in range(3)
+    ]
+    for t, step in enumerate(random_steps(21), 1):
+        for every, buf in zip((1, 4, None), bufs):
+            buf.add(*step)
+            if every and t % every == 0 and buf.sampleable:
+                buf.sample(batch_size=1)
+    held = torch.tensor([(bufs[0].pos + i) % 8 * 2 + e for i in range(6) for e in (0, 1)])
+    every_step, every_fourth, at_once = (buf.transitions(held[None].repeat(2, 1)) for buf in bufs)
+    for a, b, c in zip(every_step, every_fourth, at_once):
+        assert torch.equal(a, b) and torch.equal(a, c)

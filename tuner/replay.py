@@ -2,9 +2,11 @@
 
 Each seed owns a slice [k] of one tensor [K, slots, columns]; its E envs write E consecutive
 slots per vector step, so env e's stream is slots e, e + E, e + 2E, ... and an n-step lookahead
-is a fixed stride. n-step returns are computed when sampling: rewards are summed until the first
-episode end (termination or truncation) and the target bootstraps from the next observation
-reached there, unless that step terminated.
+is a fixed stride. n-step returns sum rewards until the first episode end (termination or
+truncation), and the target bootstraps from the next observation reached there, unless that step
+terminated. They are worked out once per slot, for every slot whose n-step window has filled since
+the last sample, in a few array operations over those rows, and stored in three more columns; a
+sample then reads a slot's row as it would for 1-step returns.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class SeedUniforms:
 
 
 class ReplayBuffer:
-    """Columns per slot: obs, next_obs, action, reward, gamma * (1 - terminated), done."""
+    """Columns per slot: obs, next_obs, action, reward, gamma * (1 - terminated), done; with
+    n-step returns also the n-step return, its discount and the observation it bootstraps from."""
 
     def __init__(
         self,
@@ -76,11 +79,19 @@ class ReplayBuffer:
         self.slots = self.rows * envs_per_seed
         self.n_step, self.gamma = n_step, gamma
         self.device = torch.device(device)
-        self.data = torch.zeros(self.k, self.slots, 2 * obs_dim + 4, device=self.device)
+        d = obs_dim
+        # the columns a transition is read from: (return, bootstrap obs, discount)
+        self.cols = (2 * d + 1, d, 2 * d + 2) if n_step == 1 else (2 * d + 4, 2 * d + 6, 2 * d + 5)
+        width = 2 * d + 4 if n_step == 1 else 3 * d + 6
+        self.data = torch.zeros(self.k, self.slots, width, device=self.device)
         self.host = self.data.numpy() if self.device.type == "cpu" else None  # same memory
         self.host_offsets = np.arange(self.k)[:, None] * self.slots
         self.pos = 0  # next row to write
-        self.size = 0  # rows written, at most self.rows
+        self.size = 0  # rows held, at most self.rows
+        self.written = 0  # rows ever written: row r of the stream lives in ring row r % self.rows
+        self.windows_done = 0  # stream rows below this one have their n-step columns filled in
+        self.seed_index = np.arange(self.k)[:, None, None]
+        self.env_index = np.arange(envs_per_seed)[None, None, :]
         self.gamma_powers = gamma ** torch.arange(n_step, dtype=torch.float32, device=self.device)
         self.uniforms = SeedUniforms(seeds, stream=3, width=1)
         self.seed_offsets = torch.arange(self.k, device=self.device)[:, None] * self.slots
@@ -108,11 +119,14 @@ class ReplayBuffer:
                 rows[..., 2 * d + c] = values
         else:
             row = np.concatenate([obs, next_obs, np.stack(columns[2:], -1)], -1).astype(np.float32)
-            self.data[:, start : start + self.e] = torch.from_numpy(row).to(self.device)
+            self.data[:, start : start + self.e, : row.shape[-1]] = torch.from_numpy(row).to(
+                self.device
+            )
         if self.prioritized:
             self.priority[:, start : start + self.e] = self.max_priority**self.alpha
         self.pos = (self.pos + 1) % self.rows
         self.size = min(self.size + 1, self.rows)
+        self.written += 1
 
     @property
     def sampleable(self) -> int:
@@ -124,6 +138,7 @@ class ReplayBuffer:
         n = self.sampleable
         if n == 0:
             raise ValueError("the replay buffer holds no complete transition yet")
+        self._fill_n_step_columns()
         u = self.uniforms.next(count * batch_size)[..., 0].reshape(self.k, count, batch_size)
         u = u.transpose(1, 0, 2)  # [count, K, B]
         oldest = (self.pos - self.size) % self.rows * self.e
@@ -141,68 +156,68 @@ class ReplayBuffer:
     def transitions(self, idx: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, ...]:
         """(obs, actions, returns, next_obs, discounts) of slots idx [..., K, B], n-step included.
 
-        idx may be a numpy array when the buffer is on the CPU.
+        idx may be a numpy array when the buffer is on the CPU (numpy's indexing costs a fraction
+        of torch's per-op overhead on arrays this small).
         """
-        d = self.d
+        self._fill_n_step_columns()
+        d, (ret, nxt, disc) = self.d, self.cols
         if self.host is not None and isinstance(idx, np.ndarray):
-            return self._host_transitions(idx)
-        idx = torch.as_tensor(idx, device=self.device)
-        rows = self._gather(idx)
-        obs, actions = rows[..., :d], rows[..., 2 * d].long()
-        if self.n_step == 1:
-            return obs, actions, rows[..., 2 * d + 1], rows[..., d : 2 * d], rows[..., 2 * d + 2]
-        ahead = (
-            idx[..., None] + self.e * torch.arange(self.n_step, device=self.device)
-        ) % self.slots
-        window = self._gather(ahead, trailing=1)  # [..., K, B, n, columns]
-        done = window[..., 2 * d + 3]
-        # step j counts while no earlier step in the window ended the episode
-        alive = torch.cumprod(
-            torch.cat([torch.ones_like(done[..., :1]), 1.0 - done[..., :-1]], -1), -1
-        )
-        returns = (window[..., 2 * d + 1] * alive * self.gamma_powers).sum(-1)
-        steps = alive.sum(-1).long()
-        last = window.gather(
-            -2, (steps - 1)[..., None, None].expand(*steps.shape, 1, window.shape[-1])
-        )
-        last = last.squeeze(-2)
-        return (
-            obs,
-            actions,
-            returns,
-            last[..., d : 2 * d],
-            self.gamma_powers[steps - 1] * last[..., 2 * d + 2],
-        )
+            rows = self.host.reshape(-1, self.host.shape[-1])[idx + self.host_offsets]
+            actions = torch.from_numpy(rows[..., 2 * d].astype(np.int64))
+            rows = torch.from_numpy(rows)
+        else:
+            rows = self._gather(torch.as_tensor(idx, device=self.device))
+            actions = rows[..., 2 * d].long()
+        return rows[..., :d], actions, rows[..., ret], rows[..., nxt : nxt + d], rows[..., disc]
 
-    def _host_transitions(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """`transitions` for a CPU buffer: numpy's indexing and arithmetic cost a fraction of
-        torch's per-op overhead on arrays this small. The same steps as the tensor path."""
-        d, flat = self.d, self.host.reshape(-1, self.host.shape[-1])
-        if self.n_step == 1:
-            rows = flat[idx + self.host_offsets]
-            return (
-                torch.from_numpy(rows[..., :d]),
-                torch.from_numpy(rows[..., 2 * d].astype(np.int64)),
-                torch.from_numpy(rows[..., 2 * d + 1]),
-                torch.from_numpy(rows[..., d : 2 * d]),
-                torch.from_numpy(rows[..., 2 * d + 2]),
+    def _fill_n_step_columns(self) -> None:
+        """Work out the n-step columns of every row whose n-step window has filled since the
+        last call: m rows at once, from the m + n - 1 rows their windows cover."""
+        n, d = self.n_step, self.d
+        last = self.written - n  # the newest row with a complete window
+        first = max(self.windows_done, self.written - self.size)  # older rows were overwritten
+        if n == 1 or last < first:
+            return
+        m = last - first + 1
+        ring = (first + np.arange(m + n - 1)) % self.rows
+        targets = ring[:m]
+        if self.host is not None:
+            out = self.host.reshape(self.k, self.rows, self.e, -1)
+            # [K, m, E, n, columns]: step j of row i's window is the row j vector steps later
+            window = out[:, ring[np.arange(m)[:, None] + np.arange(n)]].swapaxes(2, 3)
+            done = window[..., 2 * d + 3]
+            alive = np.ones_like(done)  # step j counts while no earlier step ended the episode
+            np.cumprod(1.0 - done[..., :-1], -1, out=alive[..., 1:])
+            powers = self.gamma_powers.numpy()
+            returns = (window[..., 2 * d + 1] * alive * powers).sum(-1)
+            steps = alive.sum(-1).astype(np.int64)
+            row_index = np.arange(m)[None, :, None]
+            end = window[self.seed_index, row_index, self.env_index, steps - 1]  # [K, m, E, cols]
+            out[..., 2 * d + 4][:, targets] = returns  # (basic indexing first: views)
+            out[..., 2 * d + 5][:, targets] = powers[steps - 1] * end[..., 2 * d + 2]
+            out[..., 2 * d + 6 :][:, targets] = end[..., d : 2 * d]
+        else:
+            view = self.data.view(self.k, self.rows, self.e, -1)
+            rows = view.index_select(1, torch.as_tensor(ring, device=self.device))
+            window = rows.unfold(1, n, 1)  # [K, m, E, columns, n]
+            done = window[..., 2 * d + 3, :]
+            alive = torch.cumprod(
+                torch.cat([torch.ones_like(done[..., :1]), 1.0 - done[..., :-1]], -1), -1
             )
-        ahead = (idx[..., None] + self.e * np.arange(self.n_step)) % self.slots
-        window = flat[ahead + self.host_offsets[..., None]]  # [..., K, B, n, columns]
-        done = window[..., 2 * d + 3]
-        alive = np.ones_like(done)  # step j counts while no earlier step ended the episode
-        np.cumprod(1.0 - done[..., :-1], -1, out=alive[..., 1:])
-        powers = self.gamma_powers.numpy()
-        returns = (window[..., 2 * d + 1] * alive * powers).sum(-1)
-        steps = alive.sum(-1).astype(np.int64)
-        last = np.take_along_axis(window, (steps - 1)[..., None, None], -2)[..., 0, :]
-        return (
-            torch.from_numpy(window[..., 0, :d]),
-            torch.from_numpy(window[..., 0, 2 * d].astype(np.int64)),
-            torch.from_numpy(returns),
-            torch.from_numpy(last[..., d : 2 * d]),
-            torch.from_numpy(powers[steps - 1] * last[..., 2 * d + 2]),
-        )
+            returns = (window[..., 2 * d + 1, :] * alive * self.gamma_powers).sum(-1)
+            steps = alive.sum(-1).long()
+            index = (steps - 1)[..., None, None].expand(*steps.shape, window.shape[-2], 1)
+            end = window.gather(-1, index)[..., 0]
+            columns = torch.cat(
+                [
+                    returns[..., None],
+                    (self.gamma_powers[steps - 1] * end[..., 2 * d + 2])[..., None],
+                    end[..., d : 2 * d],
+                ],
+                -1,
+            )
+            view[:, torch.as_tensor(targets, device=self.device), :, 2 * d + 4 :] = columns
+        self.windows_done = last + 1
 
     def update_priorities(self, indices: torch.Tensor, td_errors: torch.Tensor) -> None:
         """indices, td_errors: [K, B]. Priority = (|td| + eps) ** alpha."""
