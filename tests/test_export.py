@@ -213,6 +213,10 @@ def test_trials_tied_at_the_top_are_all_verified_and_the_best_verified_is_export
     assert "trial 1, the best verified of the 2 trials that tied" in report
     assert "| best | 1 | 3.0 | 3.0 |" in report and "| trial-0 | 0 | 3.0 | 1.0 |" in report
     assert "best.yaml is trial 1" in done.stdout
+    # the runner-up's table and its false-positive warning come first, the best's right before
+    # the verdict
+    runner_up, best = done.stdout.index("trial-0 (trial 0)"), done.stdout.index("best (trial 1)")
+    assert runner_up < best < done.stdout.index("best.yaml is trial 1")
 
     one = export(
         "--storage",

@@ -652,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         (out / "race.json").write_text(json.dumps([v.summary() for v in raced], indent=2) + "\n")
     uploaded = upload(study, verified, report, plots, out)
 
-    for v in verified:
+    # the best last, next to the verdict: the screen's last lines are the ones people read
+    for v in verified[::-1]:
         print(f"\n{v.label} (trial {v.trial.number}), {len(v.seeds)} fresh seeds:")
         print(v.table())
         print(v.headline())
