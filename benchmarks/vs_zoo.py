@@ -135,14 +135,14 @@ def tuner_retrain(url: str, tmp: Path, seeds: list[int], episodes: int) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"tuner.export failed: {done.stderr[-800:]}")
     wall = time.perf_counter() - start
-    config = DQNConfig.from_dict(
-        yaml.safe_load((out / "best.yaml").read_text()), source="best.yaml"
-    ).replace(seed=seeds[0])
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    config = DQNConfig.from_dict(best, source="best.yaml").replace(seed=seeds[0])
     verified = json.loads((out / "best" / "verification.json").read_text())
     result = train(config, seeds=len(seeds), device="cpu")
     return {
         "export_wall_s": round(wall, 1),
         "retrained_trial": verified.get("trial"),
+        "retrained_config": best,  # the export's pick as its user gets it: best.yaml
         "retrained": evaluate(result.network, config.env, episodes).mean(1).tolist(),
     }
 
