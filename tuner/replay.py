@@ -138,7 +138,6 @@ class ReplayBuffer:
         n = self.sampleable
         if n == 0:
             raise ValueError("the replay buffer holds no complete transition yet")
-        self._fill_n_step_columns()
         u = self.uniforms.next(count * batch_size)[..., 0].reshape(self.k, count, batch_size)
         u = u.transpose(1, 0, 2)  # [count, K, B]
         oldest = (self.pos - self.size) % self.rows * self.e
@@ -225,10 +224,9 @@ class ReplayBuffer:
         self.priority.scatter_(1, indices, p**self.alpha)
         self.max_priority = torch.maximum(self.max_priority, p.max(1, keepdim=True).values)
 
-    def _gather(self, idx: torch.Tensor, trailing: int = 0) -> torch.Tensor:
-        """Rows of seed-local slots idx [..., K, B, *trailing dims]."""
-        offsets = self.seed_offsets.view(self.k, 1, *[1] * trailing)
-        flat = (idx + offsets).reshape(-1)
+    def _gather(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows of seed-local slots idx [..., K, B]."""
+        flat = (idx + self.seed_offsets).reshape(-1)
         return self.data.view(-1, self.data.shape[-1]).index_select(0, flat).view(*idx.shape, -1)
 
     def _sample_prioritized(
