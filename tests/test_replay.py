@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tuner import kernels
 from tuner.dqn import td_targets
 from tuner.envs import learning_rewards
 from tuner.networks import BatchedQNetwork
@@ -163,7 +164,12 @@ def test_double_dqn_values_the_online_argmax_with_the_target_network():
     assert plain.item() == pytest.approx(1 + 0.9 * 6)  # target's max
 
 
-def per_buffer(alpha: float, seeds=(0,)) -> ReplayBuffer:
+NUMPY_OR_TORCH = pytest.mark.parametrize("numpy_paths", [True, False], ids=["numpy", "torch"])
+"""Prioritized replay has a numpy path (CPU buffers: block sums) and a torch path (device
+buffers: one cumulative sum); both must pass every prioritized-replay test."""
+
+
+def per_buffer(alpha: float, seeds=(0,), numpy_paths: bool = True) -> ReplayBuffer:
     buf = ReplayBuffer(
         seeds=list(seeds),
         envs_per_seed=1,
@@ -172,6 +178,7 @@ def per_buffer(alpha: float, seeds=(0,)) -> ReplayBuffer:
         prioritized=True,
         alpha=alpha,
         eps=1e-9,
+        numpy_paths=numpy_paths,
     )
     for i in range(4):
         buf.add(
@@ -186,8 +193,9 @@ def per_buffer(alpha: float, seeds=(0,)) -> ReplayBuffer:
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
-def test_prioritized_sampling_follows_priorities_to_the_alpha(alpha):
-    buf = per_buffer(alpha)
+@NUMPY_OR_TORCH
+def test_prioritized_sampling_follows_priorities_to_the_alpha(alpha, numpy_paths):
+    buf = per_buffer(alpha, numpy_paths=numpy_paths)
     buf.update_priorities(torch.tensor([[0, 1, 2, 3]]), torch.tensor([[1.0, -2.0, 3.0, -4.0]]))
     batch = buf.sample(batch_size=40_000, beta=1.0)
     freq = np.bincount(batch.indices.flatten().numpy(), minlength=5) / 40_000
@@ -199,15 +207,17 @@ def test_prioritized_sampling_follows_priorities_to_the_alpha(alpha):
     assert [weights[i] for i in range(4)] == pytest.approx(list(p.min() / p), rel=1e-5)
 
 
-def test_new_transitions_get_the_highest_priority_seen():
-    buf = per_buffer(alpha=0.5)
+@NUMPY_OR_TORCH
+def test_new_transitions_get_the_highest_priority_seen(numpy_paths):
+    buf = per_buffer(alpha=0.5, numpy_paths=numpy_paths)
     buf.update_priorities(torch.tensor([[0, 1]]), torch.tensor([[9.0, 1.0]]))
     add(buf, 4, 0.0, 0.0)
     assert buf.priority[0].tolist() == pytest.approx([3.0, 1.0, 1.0, 1.0, 3.0])
 
 
-def test_one_seeds_priorities_do_not_change_anothers_samples():
-    a, b = per_buffer(1.0, seeds=(0, 1)), per_buffer(1.0, seeds=(0, 1))
+@NUMPY_OR_TORCH
+def test_one_seeds_priorities_do_not_change_anothers_samples(numpy_paths):
+    a, b = (per_buffer(1.0, seeds=(0, 1), numpy_paths=numpy_paths) for _ in range(2))
     b.update_priorities(torch.tensor([[0, 1], [0, 1]]), torch.tensor([[0.0, 0.0], [50.0, 0.1]]))
     a.update_priorities(torch.tensor([[0, 1], [0, 1]]), torch.tensor([[0.0, 0.0], [0.1, 50.0]]))
     sa, sb = a.sample(batch_size=64), b.sample(batch_size=64)
@@ -215,20 +225,35 @@ def test_one_seeds_priorities_do_not_change_anothers_samples():
     assert not torch.equal(sa.indices[:, 1], sb.indices[:, 1])
 
 
-def test_prioritized_replay_never_samples_an_incomplete_n_step_window():
+@NUMPY_OR_TORCH
+def test_prioritized_replay_never_samples_an_incomplete_n_step_window(numpy_paths):
     buf = ReplayBuffer(
-        seeds=[0], envs_per_seed=1, capacity=6, obs_dim=1, prioritized=True, n_step=3
+        seeds=[0],
+        envs_per_seed=1,
+        capacity=6,
+        obs_dim=1,
+        prioritized=True,
+        n_step=3,
+        numpy_paths=numpy_paths,
     )
     for i in range(4):
         add(buf, i, 1.0, i + 1)
     assert set(buf.sample(batch_size=2000).indices.flatten().tolist()) == {0, 1}
 
 
-def test_prioritized_sampling_leaves_every_priority_as_it_found_it():
-    """Sampling hides the newest rows (incomplete n-step windows) by overwriting their priorities
-    in place; it must put them back, also once the ring has wrapped."""
+@NUMPY_OR_TORCH
+def test_prioritized_sampling_leaves_every_priority_as_it_found_it(numpy_paths):
+    """The torch path hides the newest rows (incomplete n-step windows) by overwriting their
+    priorities in place; it must put them back, also once the ring has wrapped. Neither path may
+    draw those rows."""
     buf = ReplayBuffer(
-        seeds=[0, 1], envs_per_seed=1, capacity=6, obs_dim=1, prioritized=True, n_step=3
+        seeds=[0, 1],
+        envs_per_seed=1,
+        capacity=6,
+        obs_dim=1,
+        prioritized=True,
+        n_step=3,
+        numpy_paths=numpy_paths,
     )
     for i in range(9):
         buf.add(
@@ -239,9 +264,11 @@ def test_prioritized_sampling_leaves_every_priority_as_it_found_it():
             np.zeros((2, 1)),
             np.zeros((2, 1)),
         )
-    buf.update_priorities(torch.tensor([[0, 1], [2, 3]]), torch.tensor([[5.0, 0.5], [2.0, 9.0]]))
+    # slots 3, 4, 5, 0 are sampleable (oldest first); 1 and 2, the newest rows, are not
+    hidden = {(buf.pos - 1) % buf.rows, (buf.pos - 2) % buf.rows}
+    assert hidden == {1, 2}
+    buf.update_priorities(torch.tensor([[3, 4], [5, 0]]), torch.tensor([[5.0, 0.5], [2.0, 9.0]]))
     before = buf.priority.clone()
-    hidden = {(buf.pos - 1) % buf.rows, (buf.pos - 2) % buf.rows}  # the newest 2 rows
     drawn = set(buf.sample(batch_size=500, count=2).indices.flatten().tolist())
     assert torch.equal(buf.priority, before)
     assert drawn and not drawn & hidden
@@ -268,11 +295,16 @@ def test_device_copy_path_stores_the_same_rows_as_the_cpu_fast_path(n_step):
     must match direct CPU writes and numpy's n-step columns, also after the ring wrapped."""
     fast, copied = (
         ReplayBuffer(
-            seeds=[0, 1], envs_per_seed=2, capacity=12, obs_dim=3, gamma=0.9, n_step=n_step
+            seeds=[0, 1],
+            envs_per_seed=2,
+            capacity=12,
+            obs_dim=3,
+            gamma=0.9,
+            n_step=n_step,
+            numpy_paths=numpy_paths,
         )
-        for _ in range(2)
+        for numpy_paths in (True, False)
     )
-    copied.host = None
     for step in random_steps(9):
         fast.add(*step)
         copied.add(*step)
@@ -298,3 +330,63 @@ def test_n_step_columns_are_the_same_filled_step_by_step_or_at_once():
     every_step, every_fourth, at_once = (buf.transitions(held[None].repeat(2, 1)) for buf in bufs)
     for a, b, c in zip(every_step, every_fourth, at_once):
         assert torch.equal(a, b) and torch.equal(a, c)
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_sum_trees_draw_what_one_cumulative_sum_draws(n_step):
+    """The CPU path's sum and min trees must draw the slots a search of the running sum over every
+    slot (the torch path) draws from the same random numbers, with the same weights: over 5 ring
+    wraps, each draw followed by new priorities for the slots it drew, and the pending priorities
+    of incomplete n-step windows entering the trees as the windows complete."""
+    bufs = [
+        ReplayBuffer(
+            seeds=[0, 1],
+            envs_per_seed=2,
+            capacity=256,
+            obs_dim=3,
+            gamma=0.9,
+            n_step=n_step,
+            prioritized=True,
+            alpha=0.6,
+            numpy_paths=numpy_paths,
+        )
+        for numpy_paths in (True, False)
+    ]
+    gen = np.random.default_rng(1)
+    drawn = set()
+    for t, step in enumerate(random_steps(640), 1):
+        for buf in bufs:
+            buf.add(*step)
+        if t % 3 == 0 and bufs[0].sampleable:
+            td = torch.from_numpy(gen.lognormal(0.0, 2.0, (2, 2, 32)).astype(np.float32))
+            blocks, cumsum = (buf.sample(batch_size=32, count=2, beta=0.5) for buf in bufs)
+            assert torch.equal(blocks.indices, cumsum.indices)
+            torch.testing.assert_close(blocks.weights, cumsum.weights, rtol=1e-6, atol=0)
+            for buf, batch in zip(bufs, (blocks, cumsum)):
+                for j in range(2):
+                    buf.update_priorities(batch.indices[j], td[j])
+            drawn.update(blocks.indices.flatten().tolist())
+    assert len(drawn) > 200  # the draws cover the buffer, not a corner of it
+    sampleable = bufs[0].priority > 0
+    torch.testing.assert_close(bufs[0].priority[sampleable], bufs[1].priority[sampleable])
+
+
+def test_sum_tree_draws_by_hand():
+    """Priorities 1, 2, 0, 4 (slot 2 holds nothing): total 7, so u * 7 falls in [0, 1) for slot 0,
+    [1, 3) for slot 1 and [3, 7) for slot 3; a draw on a boundary goes right (as searchsorted's
+    right=True), and one rounded past the end stays on the last slot with any priority."""
+    sums, mins = np.zeros((1, 8)), np.full((1, 8), np.inf)
+    kernels.set_priorities(sums, mins, np.array([[0, 1, 2, 3]]), np.array([[1.0, 2.0, 0.0, 4.0]]))
+    assert sums[0, 1] == 7.0 and mins[0, 1] == 1.0
+    u = np.array([[0.0, 0.999 / 7, 1 / 7, 2.999 / 7, 3 / 7, 0.9999999999999999]])
+    idx, weights = np.empty(u.shape, np.int64), np.empty(u.shape, np.float32)
+    kernels.draw_proportional(sums, mins, u, 1.0, idx, weights)
+    assert idx.tolist() == [[0, 0, 1, 1, 3, 3]]
+    # beta 1: w = p_min / p_i
+    assert weights[0].tolist() == pytest.approx([1.0, 1.0, 0.5, 0.5, 0.25, 0.25])
+    # priorities 1, 2, 4, 0, and a root that rounding left above its leaves' sum (7.5, not 7):
+    # a draw past the end must land on slot 2, the last with any priority, never on empty slot 3
+    kernels.set_priorities(sums, mins, np.array([[2, 3]]), np.array([[4.0, 0.0]]))
+    sums[0, 1] = 7.5
+    kernels.draw_proportional(sums, mins, np.array([[0.99]]), 1.0, idx[:, :1], weights[:, :1])
+    assert idx[0, 0] == 2

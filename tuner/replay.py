@@ -5,8 +5,10 @@ slots per vector step, so env e's stream is slots e, e + E, e + 2E, ... and an n
 is a fixed stride. n-step returns sum rewards until the first episode end (termination or
 truncation), and the target bootstraps from the next observation reached there, unless that step
 terminated. They are worked out once per slot, for every slot whose n-step window has filled since
-the last sample, in a few array operations over those rows, and stored in three more columns; a
-sample then reads a slot's row as it would for 1-step returns.
+the last sample, and stored in three more columns; a sample then reads a slot's row as it would
+for 1-step returns.
+On the CPU the n-step columns and prioritized replay (a sum tree per seed) are compiled loops
+(tuner.kernels); device buffers do the same with torch array operations.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from tuner import kernels
 
 
 class Batch(NamedTuple):
@@ -73,7 +77,12 @@ class ReplayBuffer:
         alpha: float = 0.6,
         eps: float = 1e-6,
         device: torch.device | str = "cpu",
+        numpy_paths: bool | None = None,
     ) -> None:
+        """numpy_paths: store, fill n-step columns, gather and prioritize with numpy and the
+        compiled loops of tuner.kernels on the buffer's own memory (the default on the CPU, where
+        a torch call costs several times a numpy call); False takes the torch code that device
+        buffers run (tests compare the two)."""
         self.k, self.e, self.d = len(seeds), envs_per_seed, obs_dim
         self.rows = max(math.ceil(capacity / envs_per_seed), n_step + 1)  # vector steps held
         self.slots = self.rows * envs_per_seed
@@ -84,21 +93,41 @@ class ReplayBuffer:
         self.cols = (2 * d + 1, d, 2 * d + 2) if n_step == 1 else (2 * d + 4, 2 * d + 6, 2 * d + 5)
         width = 2 * d + 4 if n_step == 1 else 3 * d + 6
         self.data = torch.zeros(self.k, self.slots, width, device=self.device)
-        self.host = self.data.numpy() if self.device.type == "cpu" else None  # same memory
+        if numpy_paths is None:
+            numpy_paths = self.device.type == "cpu"
+        self.host = self.data.numpy() if numpy_paths else None  # the same memory
         self.host_offsets = np.arange(self.k)[:, None] * self.slots
         self.pos = 0  # next row to write
         self.size = 0  # rows held, at most self.rows
         self.written = 0  # rows ever written: row r of the stream lives in ring row r % self.rows
         self.windows_done = 0  # stream rows below this one have their n-step columns filled in
-        self.seed_index = np.arange(self.k)[:, None, None]
-        self.env_index = np.arange(envs_per_seed)[None, None, :]
         self.gamma_powers = gamma ** torch.arange(n_step, dtype=torch.float32, device=self.device)
         self.uniforms = SeedUniforms(seeds, stream=3, width=1)
         self.seed_offsets = torch.arange(self.k, device=self.device)[:, None] * self.slots
         self.prioritized, self.alpha, self.eps = prioritized, alpha, eps
-        if prioritized:
+        if prioritized and self.host is not None:
+            self._init_trees()
+        elif prioritized:
             self.priority = torch.zeros(self.k, self.slots, dtype=torch.float64, device=self.device)
             self.max_priority = torch.ones(self.k, 1, dtype=torch.float64, device=self.device)
+
+    def _init_trees(self) -> None:
+        """The CPU's prioritized replay: a sum tree and a min tree per seed (tuner.kernels), so a
+        draw or an update costs O(log slots) in one compiled call, where the torch path takes a
+        cumulative sum over every slot at every draw.
+
+        A slot's priority enters the trees when its n-step window completes, not when it is
+        stored: until then the priority it was given (the highest seen so far, as on the torch
+        path) waits in `pending`. The trees thus hold only slots a draw may return.
+        """
+        leaves = 1 << max(self.slots - 1, 1).bit_length()
+        self.sums = np.zeros((self.k, 2 * leaves))
+        self.mins = np.full((self.k, 2 * leaves), np.inf)
+        self.priority = torch.from_numpy(self.sums)[:, leaves : leaves + self.slots]  # a view
+        self.pending = np.zeros((self.k, self.n_step, self.e))
+        self.max_priority = np.ones((self.k, 1))
+        self.env_slots = np.tile(np.arange(self.e), (self.k, 1))
+        self.no_priority = np.zeros((self.k, self.e))
 
     def add(
         self,
@@ -122,11 +151,27 @@ class ReplayBuffer:
             self.data[:, start : start + self.e, : row.shape[-1]] = torch.from_numpy(row).to(
                 self.device
             )
-        if self.prioritized:
+        if self.prioritized and self.host is not None:
+            self._add_priorities(start)
+        elif self.prioritized:
             self.priority[:, start : start + self.e] = self.max_priority**self.alpha
         self.pos = (self.pos + 1) % self.rows
         self.size = min(self.size + 1, self.rows)
         self.written += 1
+
+    def _add_priorities(self, start: int) -> None:
+        """add() on the CPU: the slots just overwritten leave the trees, their new priority
+        waits, and the slots whose n-step window this step completed enter the trees."""
+        n = self.n_step
+        self.pending[:, self.written % n] = self.max_priority**self.alpha
+        if n > 1:
+            kernels.set_priorities(self.sums, self.mins, start + self.env_slots, self.no_priority)
+        ready = self.written - (n - 1)  # the stream row whose window this step completes
+        if ready >= 0:
+            at = ready % self.rows * self.e
+            kernels.set_priorities(
+                self.sums, self.mins, at + self.env_slots, self.pending[:, ready % n]
+            )
 
     @property
     def sampleable(self) -> int:
@@ -138,15 +183,19 @@ class ReplayBuffer:
         n = self.sampleable
         if n == 0:
             raise ValueError("the replay buffer holds no complete transition yet")
-        u = self.uniforms.next(count * batch_size)[..., 0].reshape(self.k, count, batch_size)
-        u = u.transpose(1, 0, 2)  # [count, K, B]
+        drawn = self.uniforms.next(count * batch_size)[..., 0]  # [K, count * B]
+        u = drawn.reshape(self.k, count, batch_size).transpose(1, 0, 2)  # [count, K, B]
         oldest = (self.pos - self.size) % self.rows * self.e
-        if self.prioritized:
+        if self.prioritized and self.host is not None:
+            idx = np.empty(drawn.shape, dtype=np.int64)
+            weights = np.empty(drawn.shape, dtype=np.float32)
+            kernels.draw_proportional(self.sums, self.mins, drawn, beta, idx, weights)
+            idx = idx.reshape(self.k, count, batch_size).transpose(1, 0, 2)
+            weights = torch.from_numpy(weights).view(self.k, count, batch_size).transpose(0, 1)
+        elif self.prioritized:
             idx, weights = self._sample_prioritized(
                 torch.from_numpy(u).to(self.device), n, oldest, beta
             )
-            if self.host is not None:
-                idx = idx.numpy()  # the same memory: the CPU path gathers with numpy
         else:
             idx, weights = (oldest + np.minimum((u * n).astype(np.int64), n - 1)) % self.slots, None
         indices = torch.as_tensor(idx, device=self.device)
@@ -177,25 +226,13 @@ class ReplayBuffer:
         first = max(self.windows_done, self.written - self.size)  # older rows were overwritten
         if n == 1 or last < first:
             return
-        m = last - first + 1
-        ring = (first + np.arange(m + n - 1)) % self.rows
-        targets = ring[:m]
         if self.host is not None:
-            out = self.host.reshape(self.k, self.rows, self.e, -1)
-            # [K, m, E, n, columns]: step j of row i's window is the row j vector steps later
-            window = out[:, ring[np.arange(m)[:, None] + np.arange(n)]].swapaxes(2, 3)
-            done = window[..., 2 * d + 3]
-            alive = np.ones_like(done)  # step j counts while no earlier step ended the episode
-            np.cumprod(1.0 - done[..., :-1], -1, out=alive[..., 1:])
-            powers = self.gamma_powers.numpy()
-            returns = (window[..., 2 * d + 1] * alive * powers).sum(-1)
-            steps = alive.sum(-1).astype(np.int64)
-            row_index = np.arange(m)[None, :, None]
-            end = window[self.seed_index, row_index, self.env_index, steps - 1]  # [K, m, E, cols]
-            out[..., 2 * d + 4][:, targets] = returns  # (basic indexing first: views)
-            out[..., 2 * d + 5][:, targets] = powers[steps - 1] * end[..., 2 * d + 2]
-            out[..., 2 * d + 6 :][:, targets] = end[..., d : 2 * d]
+            view = self.host.reshape(self.k, self.rows, self.e, -1)
+            kernels.fill_n_step(view, first, last, n, d, self.gamma_powers.numpy())
         else:
+            m = last - first + 1
+            ring = (first + np.arange(m + n - 1)) % self.rows
+            targets = ring[:m]
             view = self.data.view(self.k, self.rows, self.e, -1)
             rows = view.index_select(1, torch.as_tensor(ring, device=self.device))
             window = rows.unfold(1, n, 1)  # [K, m, E, columns, n]
@@ -219,7 +256,13 @@ class ReplayBuffer:
         self.windows_done = last + 1
 
     def update_priorities(self, indices: torch.Tensor, td_errors: torch.Tensor) -> None:
-        """indices, td_errors: [K, B]. Priority = (|td| + eps) ** alpha."""
+        """indices, td_errors: [K, B], slots the last sample drew. Priority = (|td| + eps) ** alpha."""
+        if self.host is not None:
+            p = np.abs(td_errors.numpy()).astype(np.float64) + self.eps
+            np.maximum(self.max_priority, p.max(1, keepdims=True), out=self.max_priority)
+            idx = np.ascontiguousarray(indices.numpy())
+            kernels.set_priorities(self.sums, self.mins, idx, p**self.alpha)
+            return
         p = td_errors.abs().double() + self.eps
         self.priority.scatter_(1, indices, p**self.alpha)
         self.max_priority = torch.maximum(self.max_priority, p.max(1, keepdim=True).values)
