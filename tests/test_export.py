@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -18,7 +19,14 @@ from optuna.trial import TrialState
 from tests.test_study import TINY
 from tests.toy_envs import FORK
 from tuner.config import DQNConfig, load_config
-from tuner.export import FRESH_SEEDS, choose_trials, contenders, success_interval
+from tuner.export import (
+    FRESH_SEEDS,
+    Verified,
+    choose_trials,
+    contenders,
+    expected_aggregate,
+    success_interval,
+)
 from tuner.study import TIE
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -438,3 +446,30 @@ def test_a_tied_trial_without_evaluations_ranks_after_one_with_them_at_negative_
         )
     )
     assert [t.number for t in choose_trials(study, None, 2)] == [1, 0]
+
+
+def test_a_study_score_is_compared_with_what_a_trial_of_as_many_seeds_would_score():
+    """The study's min came from 3 seeds, the verification's from 10: one weak seed in 10 lowers
+    the min over all 10 to its score, but a 3-seed trial meets it in 3 of the 10 choose 3
+    subsets only, so it would score 0.3 * 391.6 + 0.7 * 500 on average, within 10% of 500: not
+    a false positive. Half the seeds failing is one."""
+    assert expected_aggregate(np.array([500.0] * 9 + [391.6]), 3, "min") == pytest.approx(467.48)
+    half = np.array([500.0] * 5 + [150.0] * 5)
+    # all 3 seeds solve in C(5, 3) = 10 of the C(10, 3) = 120 subsets
+    assert expected_aggregate(half, 3, "min") == pytest.approx((10 * 500 + 110 * 150) / 120)
+    assert expected_aggregate(half, 3, "mean") == pytest.approx(325.0)
+    many = np.arange(40.0)  # C(40, 3) = 9880 subsets: a fixed random 5000 of them
+    assert expected_aggregate(many, 3, "min") == expected_aggregate(many, 3, "min")
+    # the min of 3 of 1..40 averages 41 / 4: of 0..39, one less
+    assert expected_aggregate(many, 3, "min") == pytest.approx(41 / 4 - 1, rel=0.05)
+
+    def verified(per_seed: list[float]) -> Verified:
+        trial = optuna.trial.create_trial(value=500.0, user_attrs={"seeds": [0, 1, 2]})
+        returns = np.repeat(np.array(per_seed)[:, None], 100, axis=1)
+        return Verified(trial, "best", None, list(range(10)), returns, 475.0, "min", None)
+
+    one_weak, five_fail = verified([500.0] * 9 + [391.6]), verified(list(half))
+    assert not one_weak.suspicious and five_fail.suspicious
+    assert "a 3-seed trial would score 467.5 on these seeds" in one_weak.gap_line()
+    assert "LIKELY FALSE POSITIVE" in five_fail.gap_line()
+    assert "LIKELY FALSE POSITIVE" not in one_weak.gap_line()

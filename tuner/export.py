@@ -8,7 +8,9 @@ greedy episodes, and compares that with the score the study saw.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import mimetypes
 import sys
 import uuid
@@ -36,9 +38,33 @@ FRESH_SEEDS = 1_000_000
 """Export seeds start here, far above the trial seeds (a block of seeds + confirm per trial;
 fresh_seeds also steps past any seed a trial recorded)."""
 GAP_WARNING = 0.10
-"""A verified score this much (relative) below the study's is called a likely false positive."""
+"""A config whose fresh seeds, taken as many at a time as a study trial trains, score this much
+(relative) below what the study saw is called a likely false positive."""
+SUBSETS = 5000
+"""Seed subsets averaged by expected_aggregate when there are more than this many (a seeded
+random sample of them; all of them otherwise)."""
 Z95 = 1.959964
 """The standard normal quantile for a two-sided 95% interval."""
+
+
+def expected_aggregate(per_seed: np.ndarray, size: int, how: str) -> float:
+    """The study's aggregate over `size` seeds drawn from these, on average over every subset of
+    that size (over SUBSETS random subsets, from a fixed generator, when there are more).
+
+    This is the score a study trial of `size` seeds would get on fresh seeds, which is what the
+    study's score should be compared with: a min (or any low quantile) over 10 verified seeds is
+    lower than one over a trial's 3 even when nothing is wrong. One seed at 391.6 and nine at 500
+    give a min of 391.6 over the 10, but 467.5 expected over 3: the bad seed is in 3 of 10 of the
+    3-seed subsets.
+    """
+    values = np.asarray(per_seed, dtype=float)
+    size = max(1, min(size, len(values)))
+    if math.comb(len(values), size) <= SUBSETS:
+        subsets = np.array(list(itertools.combinations(range(len(values)), size)))
+    else:
+        gen = np.random.default_rng(0)
+        subsets = np.argsort(gen.random((SUBSETS, len(values))), axis=1)[:, :size]
+    return float(np.mean([aggregate(values[s], how) for s in subsets]))
 
 
 def success_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -220,8 +246,19 @@ class Verified:
         return float(self.trial.value - self.verified_score)
 
     @property
+    def study_seeds(self) -> int:
+        """Seeds the trial's score came from (its own, plus any confirmation seeds)."""
+        return len(self.trial.user_attrs.get("seeds") or self.seeds)
+
+    @property
+    def expected_study_score(self) -> float:
+        """What a study trial of this config would score on average on fresh seeds."""
+        return expected_aggregate(self.per_seed, self.study_seeds, self.aggregate)
+
+    @property
     def suspicious(self) -> bool:
-        return self.gap > GAP_WARNING * max(abs(self.trial.value), 1e-9)
+        shortfall = self.trial.value - self.expected_study_score
+        return shortfall > GAP_WARNING * max(abs(self.trial.value), 1e-9)
 
     @property
     def successes(self) -> int | None:
@@ -243,6 +280,8 @@ class Verified:
             "verified_score": self.verified_score,
             "aggregate": self.aggregate,
             "gap": self.gap,
+            "study_seeds": self.study_seeds,
+            "expected_study_score": self.expected_study_score,
             "likely_false_positive": self.suspicious,
             "seeds": self.seeds,
             "episodes_per_seed": int(self.returns.shape[1]),
@@ -295,10 +334,16 @@ class Verified:
             f"study score {self.trial.value:.1f} -> verified {self.verified_score:.1f} "
             f"({self.aggregate} over seeds; gap {self.gap:+.1f})"
         )
+        expected = self.expected_study_score
+        if self.study_seeds < len(self.seeds) and self.aggregate != "mean":
+            line += (
+                f"; a {self.study_seeds}-seed trial would score {expected:.1f} on these seeds, "
+                "on average"
+            )
         if self.suspicious:
             line += (
-                f". LIKELY FALSE POSITIVE: the verified score is more than "
-                f"{GAP_WARNING:.0%} below what the study saw"
+                f". LIKELY FALSE POSITIVE: on fresh seeds a trial of this config would score "
+                f"{expected:.1f}, more than {GAP_WARNING:.0%} below what the study saw"
             )
         return line
 
