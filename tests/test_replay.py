@@ -47,9 +47,9 @@ def test_ring_buffer_wraps_and_samples_only_the_newest_transitions():
 @pytest.mark.parametrize("n_step", [1, 3])
 @pytest.mark.parametrize("prioritized", [False, True])
 def test_cpu_sampling_returns_the_rows_the_indexed_path_returns(n_step, prioritized):
-    """Sampling on the CPU gathers rows and sums n-step returns with numpy; every field must equal
-    what the hand-checked torch path (`transitions` of a tensor of slots) gives for the same slots,
-    also after the ring has wrapped (30 vector steps into 20 rows)."""
+    """Sampling on the CPU gathers rows with numpy and fills n-step returns with tuner.kernels;
+    every field must equal what the hand-checked torch path (`transitions` of a tensor of slots)
+    gives for the same slots, also after the ring has wrapped (30 vector steps into 20 rows)."""
     buf = ReplayBuffer(
         seeds=[0, 1],
         envs_per_seed=2,
@@ -59,22 +59,13 @@ def test_cpu_sampling_returns_the_rows_the_indexed_path_returns(n_step, prioriti
         n_step=n_step,
         prioritized=prioritized,
     )
-    rng = np.random.default_rng(0)
-    for _ in range(30):
-        terminated = rng.random((2, 2)) < 0.3
-        buf.add(
-            rng.normal(size=(2, 2, 3)).astype(np.float32),
-            rng.integers(0, 4, (2, 2)),
-            rng.normal(size=(2, 2)),
-            rng.normal(size=(2, 2, 3)).astype(np.float32),
-            terminated,
-            terminated | (rng.random((2, 2)) < 0.2),
-        )
+    for step in random_steps(30):
+        buf.add(*step)
     batch = buf.sample(batch_size=50, count=2)
     assert batch.actions.dtype == torch.int64 and batch.indices.shape == (2, 2, 50)
     for fast, indexed in zip(batch[:5], buf.transitions(batch.indices)):
         assert fast.dtype == indexed.dtype and fast.shape == indexed.shape
-        # the n-step sum of 3 float32 terms may round differently in numpy and torch
+        # the n-step sum of 3 float32 terms may round differently in the kernel and torch
         torch.testing.assert_close(fast, indexed, rtol=1e-6, atol=0)
 
 
