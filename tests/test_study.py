@@ -144,6 +144,19 @@ def test_pruning_through_ask_report_tell_follows_the_study_pruner(tmp_path):
     assert not good.should_prune()
 
 
+def test_sampler_options_reach_the_sampler():
+    """`sampler: {name: tpe, seed: S, n_startup_trials: N}` builds Optuna's TPESampler with those
+    options: the default study counts on its 30 random trials before TPE takes over."""
+    spec = load_study_spec_text(
+        TINY.replace(
+            "sampler: {name: tpe, seed: 0}", "sampler: {name: tpe, seed: 3, n_startup_trials: 7}"
+        )
+    )
+    sampler = spec.make_sampler()
+    assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._n_startup_trials == 7
+    assert load_study_spec("studies/cartpole.yaml").make_sampler()._n_startup_trials == 30
+
+
 def test_a_percentile_pruner_keeps_only_that_top_share_at_each_evaluation(tmp_path):
     """percentile: 25 keeps a trial only while it is in the top quarter of the complete trials
     at that step: after 10, 20, 30 and 40, a 32 is pruned (the 75th percentile is 32.5) and a 33
