@@ -41,6 +41,14 @@ from vs_sb3 import sb3_returns  # noqa: E402  the same greedy evaluator as tuner
 FRESH = 2_000_000  # retraining seeds, used by neither side's search
 
 
+def cpu_name() -> str:
+    """The CPU's model name: the two sides' ratio moves with it (Intel and AMD days differ)."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or "unknown"
+
+
 def summarize(url: str, name: str, wall: float) -> dict:
     study = optuna.load_study(study_name=name, storage=url)
     trials = study.get_trials(deepcopy=False)
@@ -161,6 +169,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        print(f"on {cpu_name()}, {os.cpu_count()} cores", flush=True)
         print(
             f"RL Zoo: {args.trials} trials, {spec.steps:,} steps, {evals} evaluations", flush=True
         )
@@ -197,6 +206,7 @@ def main() -> None:
         json.dumps(
             {
                 "machine": platform.platform(),
+                "cpu": cpu_name(),
                 "trials": args.trials,
                 "steps_per_trial": spec.steps,
                 "evaluations": evals,
