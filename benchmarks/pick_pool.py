@@ -1,0 +1,138 @@
+"""What every export_pick.py run so far says about choosing among tied trials, pooled.
+
+    python benchmarks/pick_pool.py          # reads benchmarks/results/export_pick_*.json, no training
+
+Each export_pick run retrained every tie of one finished study on 5 held-out seeds (the ground
+truth: a tie is robust when all 5 reach 475) and recorded how the export's ways of choosing did.
+One run holds 1-20 ties, too few to say whether a way of choosing beats picking a tie at random;
+pooled over every run, this says how often each way met the target against that baseline, how
+robust the ties are by their place in the study's order and in the race, and how often a pick that
+solved all of the export's own 10 seeds then solved all 5 held-out ones. Prints tables and writes
+benchmarks/results/pick_pool.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLVED = 475.0  # CartPole-v1's reward threshold
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% interval for a success rate of k in n."""
+    if n == 0:
+        return 0.0, 1.0
+    p, d = k / n, 1 + z * z / n
+    mid, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (mid - half) / d), min(1.0, (mid + half) / d)
+
+
+def rate(k: int, n: int) -> str:
+    low, high = wilson(k, n)
+    return f"{k}/{n} ({k / max(n, 1):.0%}, 95% {low:.2f}-{high:.2f})"
+
+
+def quartile(place: int, n: int) -> int:
+    """0 for the first quarter of n places (1-based) ... 3 for the last."""
+    return min(4 * (place - 1) // n, 3)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results", type=Path, default=ROOT / "benchmarks/results")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pick_pool.json")
+    args = p.parse_args()
+
+    runs = []
+    for path in sorted(args.results.glob("export_pick_*.json")):
+        data = json.loads(path.read_text())
+        ties = {int(t): all(m >= SOLVED for m in means) for t, means in data["ties"].items()}
+        runs.append((path.name, ties, data["exports"]))
+
+    ways = ["race", "first 3"]
+    met = {w: [0, 0] for w in ways}
+    chance = 0.0
+    print(f"{'run':<44} {'ties':>4} {'robust':>6} {'random':>6}  " + "  ".join(ways))
+    for name, ties, exports in runs:
+        share = sum(ties.values()) / len(ties)
+        chance += share
+        cells = []
+        for w in ways:
+            if w in exports:
+                met[w][0] += bool(exports[w]["target_met"])
+                met[w][1] += 1
+                cells.append("met " if exports[w]["target_met"] else "miss")
+            else:
+                cells.append("  - ")
+        print(
+            f"{name:<44} {len(ties):>4} {sum(ties.values()):>6} {share:>6.2f}  " + "  ".join(cells)
+        )
+
+    # where the robust ties sit: by study rank (the order of `ties`) and by race place
+    by_rank, by_race = [[0, 0] for _ in range(4)], [[0, 0] for _ in range(4)]
+    ten_of_ten = [0, 0]  # picks that solved all of the export's own seeds: held-out met?
+    counted = set()  # (run, trial): two ways that picked the same trial count once
+    for name, ties, exports in runs:
+        if len(ties) >= 4:
+            for place, robust in enumerate(ties.values(), 1):
+                q = quartile(place, len(ties))
+                by_rank[q][0] += robust
+                by_rank[q][1] += 1
+            order = exports["race"].get("race_order") or []
+            for place, trial in enumerate(order, 1):
+                q = quartile(place, len(order))
+                by_race[q][0] += ties[trial]
+                by_race[q][1] += 1
+        for w in ways:
+            e = exports.get(w)
+            if (
+                e
+                and e["export_seeds_solved"] == e["export_seeds"]
+                and (name, e["trial"]) not in counted
+            ):
+                counted.add((name, e["trial"]))
+                ten_of_ten[0] += bool(e["target_met"])
+                ten_of_ten[1] += 1
+
+    n_runs = len(runs)
+    print(f"\n{n_runs} studies; the target is met when the pick solves all 5 held-out seeds")
+    reachable = sum(any(ties.values()) for _, ties, _ in runs)
+    print(f"  a tie picked at random: {chance:.1f} of {n_runs} expected")
+    print(
+        f"  studies with a robust tie to find: {reachable} of {n_runs} (no way of choosing can do better)"
+    )
+    for w in ways:
+        print(f"  {w:<8} met {rate(*met[w])}")
+    print("\nrobust ties by quarter of the order (studies with 4 or more ties):")
+    for q in range(4):
+        print(
+            f"  quarter {q + 1}: study rank {rate(*by_rank[q]):<28} race place {rate(*by_race[q])}"
+        )
+    print(
+        "\npicks that solved every one of the export's own seeds, then all 5 held-out: "
+        f"{rate(*ten_of_ten)}"
+    )
+    args.out.write_text(
+        json.dumps(
+            {
+                "studies": [name for name, _, _ in runs],
+                "random_pick_expected": round(chance, 2),
+                "studies_with_a_robust_tie": reachable,
+                "met": {w: {"met": k, "runs": n} for w, (k, n) in met.items()},
+                "robust_by_study_rank_quarter": by_rank,
+                "robust_by_race_place_quarter": by_race,
+                "all_export_seeds_solved_then_held_out_met": ten_of_ten,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
