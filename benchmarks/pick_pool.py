@@ -15,24 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
+
+from tuner.export import success_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLVED = 475.0  # CartPole-v1's reward threshold
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% interval for a success rate of k in n."""
-    if n == 0:
-        return 0.0, 1.0
-    p, d = k / n, 1 + z * z / n
-    mid, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, (mid - half) / d), min(1.0, (mid + half) / d)
-
-
 def rate(k: int, n: int) -> str:
-    low, high = wilson(k, n)
+    """k of n with its 95% (Wilson) interval, the one tuner.export reports."""
+    low, high = success_interval(k, n) if n else (0.0, 1.0)
     return f"{k}/{n} ({k / max(n, 1):.0%}, 95% {low:.2f}-{high:.2f})"
 
 
