@@ -78,6 +78,9 @@ def as_sb3(net: BatchedQNetwork) -> list[torch.Tensor]:
 
 
 class Comparison:
+    """One seed: SB3's DQN, tuner from SB3's initial weights, and tuner from those weights
+    perturbed, each with its own target network and optimizer, fed the same batches."""
+
     def __init__(self, config, data: dict[str, np.ndarray], seed: int) -> None:
         from stable_baselines3 import DQN
         from stable_baselines3.common.logger import configure
