@@ -1,7 +1,7 @@
 """tuner's DQN update against Stable-Baselines3's on identical weights and identical batches.
 
     pip install -e ".[bench]"
-    python benchmarks/vs_sb3_update.py               # RL Zoo's CartPole config, 3 seeds, ~2 min
+    python benchmarks/vs_sb3_update.py               # RL Zoo's CartPole config, 3 seeds, ~1 min
     python benchmarks/vs_sb3_update.py --seeds 1 --phases 4   # a quick look
 
 vs_sb3.py compares whole training runs, where every difference compounds through the policy and
@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from stable_baselines3 import DQN
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from vs_sb3 import configs  # this folder is on sys.path when a script in it runs
 
 from tuner.dqn import gradient_step, make_optimizer, td_targets, update_target
@@ -40,8 +43,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def collect(steps: int, seed: int) -> dict[str, np.ndarray]:
     """A replay buffer's worth of real CartPole transitions from an SB3 run at RL Zoo's config."""
-    from stable_baselines3 import DQN
-
     _, kwargs = configs(steps)["rl_zoo"]
     model = DQN("MlpPolicy", "CartPole-v1", seed=seed, device="cpu", **kwargs)
     model.learn(steps)
@@ -82,12 +83,9 @@ class Comparison:
     perturbed, each with its own target network and optimizer, fed the same batches."""
 
     def __init__(self, config, data: dict[str, np.ndarray], seed: int) -> None:
-        from stable_baselines3 import DQN
-        from stable_baselines3.common.logger import configure
-        from stable_baselines3.common.type_aliases import ReplayBufferSamples
-
         _, kwargs = configs(config.total_steps)["rl_zoo"]
         self.config, self.data = config, data
+        self.tensors = {k: torch.from_numpy(v) for k, v in data.items()}  # the same memory
         self.sb3 = DQN("MlpPolicy", "CartPole-v1", seed=seed, device="cpu", **kwargs)
         self.sb3.set_logger(configure(None, []))  # train() records its loss; learn() is not run
         state = self.sb3.policy.q_net.state_dict()
@@ -98,7 +96,6 @@ class Comparison:
         self.targets = {name: net.clone() for name, net in self.nets.items()}
         self.optimizers = {name: make_optimizer(config, net) for name, net in self.nets.items()}
         self.rng = np.random.default_rng([seed, 7])
-        self.samples = ReplayBufferSamples
         self.probe = torch.from_numpy(data["obs"][self.rng.permutation(len(data["obs"]))[:2000]])
 
     def batches(self) -> list[np.ndarray]:
@@ -106,12 +103,11 @@ class Comparison:
         return [self.rng.integers(0, n, b) for _ in range(self.config.gradient_steps)]
 
     def sb3_phase(self, indices: list[np.ndarray]) -> None:
-        d = {k: torch.from_numpy(v) for k, v in self.data.items()}
-        queue = iter(indices)
+        d, queue = self.tensors, iter(indices)
 
-        def sample(batch_size: int, env=None):
+        def sample(batch_size: int, env=None) -> ReplayBufferSamples:
             i = next(queue)
-            return self.samples(
+            return ReplayBufferSamples(
                 d["obs"][i],
                 d["actions"][i, None],
                 d["next_obs"][i],
@@ -156,15 +152,13 @@ class Comparison:
         with torch.no_grad():
             sb3_w = torch.cat([p.reshape(-1) for p in self.sb3.policy.q_net.parameters()])
             sb3_q = self.sb3.policy.q_net(self.probe)
+        tuner = {
+            name: (torch.cat([p.reshape(-1) for p in as_sb3(net)]), net(self.probe[None])[0])
+            for name, net in self.nets.items()
+        }
+        ours_w, ours_q = tuner["tuner"]
         out = {}
-        for name, other in (("sb3", None), ("perturbed", "tuner_perturbed")):
-            if other is None:
-                w, q = sb3_w, sb3_q
-            else:
-                w = torch.cat([p.reshape(-1) for p in as_sb3(self.nets[other])])
-                q = self.nets[other](self.probe[None])[0]
-            ours_w = torch.cat([p.reshape(-1) for p in as_sb3(self.nets["tuner"])])
-            ours_q = self.nets["tuner"](self.probe[None])[0]
+        for name, (w, q) in (("sb3", (sb3_w, sb3_q)), ("perturbed", tuner["tuner_perturbed"])):
             out[f"weights_vs_{name}"] = float((ours_w - w).abs().max() / w.abs().max())
             out[f"q_vs_{name}"] = float((ours_q - q).abs().max())
             out[f"actions_vs_{name}"] = float((ours_q.argmax(1) != q.argmax(1)).float().mean())
