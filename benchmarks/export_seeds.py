@@ -9,8 +9,9 @@ The timed job is exactly what `python -m tuner.export` does per config: train S 
 batched run, then play 100 greedy episodes per seed. Two configs:
 
 - study: the default study's config, `--study-config` (default
-  studies/configs/cartpole_scaled.yaml, what `tuner.export` picked from a default `tuner.run`;
-  the earlier default's pick, 256x256, is studies/configs/cartpole_tuned.yaml), at its budget.
+  studies/configs/cartpole_scaled.yaml, what `tuner.export` picked from a `tuner.run` of an
+  earlier default study; an older default's pick, 256x256, is
+  studies/configs/cartpole_tuned.yaml), at its budget.
   Target on this CPU: 10 seeds in at most 4x the time of one.
 - rl_zoo: RL Zoo's tuned CartPole config at 50k steps. Target on a GPU: 64 seeds verified in no
   more time than Stable-Baselines3 takes to train one seed of it on this machine's CPU, which is
