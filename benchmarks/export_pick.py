@@ -16,7 +16,9 @@ robust the study cannot tell. This runs `python -m tuner.export` three ways on t
 Then every tie is retrained on H held-out seeds (5,000,000 up: no study, export or other benchmark
 uses them) and played for 100 greedy episodes per seed. That is the ground truth each export's
 best.yaml is judged by, and it is the issue's quality target: the best config, retrained on 5
-fresh seeds, scores >= 475 on all 5. Prints a table and writes JSON.
+fresh seeds, scores >= 475 on all 5. Prints a table and writes JSON, which also keeps the per-seed
+results of every race entry and every full verification, so that a later pooled analysis can
+replay another way of choosing on the same seeds.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from tuner.export import contenders
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = 5_000_000
 SOLVED = 475.0
+KEPT = ("trial", "seeds", "per_seed_mean", "per_seed_min")
+"""What is kept of each race and verification result (tuner.export's Verified.summary())."""
 WAYS = {
     "race": [],
     "race, no reserves": ["--reserves", "0"],
@@ -59,6 +63,12 @@ def run_export(url: str, name: str, extra: list[str], out: Path) -> dict:
         sys.exit(f"tuner.export failed:\n{done.stderr}")
     best = json.loads((out / "best" / "verification.json").read_text())
     print(f"  {wall / 60:.1f} min: best.yaml is trial {best['trial']}", flush=True)
+    # every config the export verified in full (best/ and trial-N/), so a later pooled analysis
+    # can replay another way of choosing on the same seeds
+    verified = [
+        {k: v[k] for k in KEPT}
+        for v in (json.loads(f.read_text()) for f in sorted(out.glob("*/verification.json")))
+    ]
     return {
         "args": extra,
         "wall_seconds": round(wall, 1),
@@ -67,6 +77,7 @@ def run_export(url: str, name: str, extra: list[str], out: Path) -> dict:
         "export_seeds": len(best["seeds"]),
         "export_min": best["worst"],
         "reserves_verified": done.stdout.count("verifying reserve"),
+        "verified": sorted(verified, key=lambda v: v["trial"]),
         "stdout_tail": done.stdout.strip().splitlines()[-8:],
     }
 
@@ -102,6 +113,7 @@ def main() -> None:
                 race = out / "race.json"  # absent when no more trials tied than go on
                 raced = json.loads(race.read_text()) if race.exists() else []
                 ways[way]["race_order"] = [r["trial"] for r in raced]
+                ways[way]["race"] = [{k: r[k] for k in KEPT} for r in raced]
 
     print(f"retraining all {len(ties)} ties on {args.seeds} held-out seeds ({HELD_OUT} up)")
     truth = {}
