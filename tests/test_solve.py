@@ -1,7 +1,7 @@
 """A real CartPole-v1 solve: the trainer must reproduce what a verified config is known to do.
 
-studies/configs/cartpole_tuned.yaml (an earlier default study's pick, 20k steps) scored 499.5 or more
-(greedy, 100 episodes) on each of 10 seeds on the CI machine, but only 5 of seeds
+studies/configs/cartpole_tuned.yaml (an earlier default study's pick, 20k steps) scored 499.5 or
+more (greedy, 100 episodes) on each of 10 seeds on the CI machine, but only 5 of seeds
 5,000,000-5,000,009 (benchmarks/results/gamma_drift_tuned.txt): the test checks that the
 trainer learns on seeds it is known to solve, not that the config is robust. Training is
 deterministic on one machine, so a change that breaks learning fails this test. Float results
