@@ -2,15 +2,19 @@ from __future__ import annotations
 
 import math
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers import TransformReward
 
 from tests.toy_envs import FORK
 from tuner.config import DQNConfig
 from tuner.dqn import (
     Exploration,
+    _play_cartpole,
+    _play_one_by_one,
     epsilon,
     evaluate,
     gradient_step,
@@ -19,7 +23,7 @@ from tuner.dqn import (
     save_checkpoints,
     train,
 )
-from tuner.envs import TrainEnvs, check_env, make_env
+from tuner.envs import CartPoleBatch, TrainEnvs, check_env, make_env
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
 from tuner.replay import SeedUniforms
@@ -239,6 +243,74 @@ def test_evaluation_in_chunks_scores_the_same_episodes():
     assert np.array_equal(
         evaluate(network, "CartPole-v1", 3)[0], evaluate(network, "CartPole-v1", 3)[1]
     )
+
+
+def balancing_network(seeds: list[int], gains: list[list[float]]) -> BatchedQNetwork:
+    """Seed k pushes right exactly when gains[k] . obs > 0 (two relu units, one per action)."""
+    network = BatchedQNetwork(seeds, obs_dim=4, n_actions=2, hidden_sizes=(2,))
+    (w0, b0), (w1, b1) = network.layers
+    c = torch.tensor(gains, dtype=torch.float32)
+    w0[:, :, 0], w0[:, :, 1] = c, -c
+    b0.zero_(), b1.zero_(), w1.zero_()
+    w1[:, 0, 1], w1[:, 1, 0] = 1.0, 1.0  # Q(right) = relu(c . obs), Q(left) = relu(-c . obs)
+    return network
+
+
+@pytest.mark.parametrize(
+    ("env_id", "integrator"), [("CartPole-v1", "euler"), ("CartPole-v0", "semi-implicit")]
+)
+def test_cartpole_batch_steps_bit_for_bit_like_gymnasium(env_id, integrator):
+    """16 envs, half acting at random and half balancing (long episodes that end by the cart
+    leaving the track or by the time limit): every state, observation and episode end equal."""
+    envs = [make_env(env_id) for _ in range(16)]
+    for env in envs:
+        env.unwrapped.kinematics_integrator = integrator
+    physics = CartPoleBatch(envs[0])
+    assert physics.max_steps == envs[0].spec.max_episode_steps
+    state = np.stack([(env.reset(seed=i), env.unwrapped.state)[1] for i, env in enumerate(envs)], 1)
+    elapsed = np.zeros(16, dtype=int)
+    rng = np.random.default_rng(0)
+    ends = {"terminated": 0, "truncated": 0}
+    for _ in range(3000):
+        balance = (state[2] + 0.3 * state[3] + 0.01 * state[0]) > 0
+        actions = np.where(np.arange(16) < 8, rng.integers(0, 2, 16), balance).astype(np.int64)
+        after, terminated = physics.step(state, actions)
+        elapsed += 1
+        for i, env in enumerate(envs):
+            obs, reward, term, trunc, _ = env.step(int(actions[i]))
+            assert np.array_equal(env.unwrapped.state, after[:, i]) and term == terminated[i]
+            assert np.array_equal(obs, after[:, i].astype(np.float32)) and reward == 1.0
+            assert trunc == (elapsed[i] >= physics.max_steps)
+            if term or trunc:
+                ends["terminated" if term else "truncated"] += 1
+                env.reset()
+                after[:, i], elapsed[i] = env.unwrapped.state, 0
+        state = after
+    assert ends["terminated"] > 100 and ends["truncated"] >= 4
+
+
+def test_batched_cartpole_evaluation_scores_what_one_env_at_a_time_does():
+    # seed 0 random (short episodes), seed 1 balancing while its cart drifts off the track
+    # (some episodes end at x = 2.4, some at the time limit), seed 2 balancing to the limit
+    trained = balancing_network([0, 1, 2], [[0, 0, 1, 0.5], [0, 0, 0.3, 1], [0, 0, 1, 0.5]])
+    trained.params[0].copy_(BatchedQNetwork([0], 4, 2, (2,)).params[0])
+    env = make_env("CartPole-v1")
+    ids = list(range(3, 15))
+    batched = _play_cartpole(trained, env, ids)
+    one_by_one = _play_one_by_one(trained, "CartPole-v1", ids)
+    assert np.array_equal(batched, one_by_one)
+    returns = batched.reshape(3, -1)
+    assert returns[0].max() < 100 and (returns[2] == 500).all()
+    assert returns[1].min() > 100 and returns[1].max() == 500 > returns[1].min()
+    assert np.array_equal(evaluate(trained, "CartPole-v1", 15)[:, 3:], returns)
+
+
+def test_only_plain_cartpole_is_stepped_in_a_batch():
+    assert CartPoleBatch.fits(make_env("CartPole-v1"))
+    assert not CartPoleBatch.fits(make_env("Acrobot-v1"))
+    assert not CartPoleBatch.fits(make_env("tests.toy_envs:Fork-v0"))
+    assert not CartPoleBatch.fits(TransformReward(make_env("CartPole-v1"), lambda r: 2 * r))
+    assert not CartPoleBatch.fits(gym.make("CartPole-v1", sutton_barto_reward=True))
 
 
 def test_epsilon_is_one_during_warm_up_then_follows_its_schedule():

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -16,6 +17,7 @@ from tqdm import tqdm
 from tuner.config import DQNConfig
 from tuner.envs import (
     EVAL_SEED,
+    CartPoleBatch,
     TrainEnvs,
     check_env,
     learning_rewards,
@@ -213,34 +215,70 @@ def evaluate(
     """Greedy returns [K, episodes]; episode j of every seed starts from reset(seed=EVAL_SEED + j).
 
     Only envs still in their episode are stepped; envs without a time limit stop at 10,000 steps.
+    CartPole's episodes are stepped all at once by CartPoleBatch, other envs one by one.
     """
     k = len(network.seeds)
     returns = np.zeros((k, episodes))
     per_chunk = max(1, max_envs // k)
-    for first in range(0, episodes, per_chunk):
-        ids = range(first, min(episodes, first + per_chunk))
-        envs = [make_env(env_id) for _ in range(k * len(ids))]
-        try:
-            obs = np.stack(
-                [env.reset(seed=EVAL_SEED + j)[0] for env, j in zip(envs, list(ids) * k)]
-            )
-            obs = obs.astype(np.float32)
-            total = np.zeros(len(envs))
-            active = np.ones(len(envs), dtype=bool)
-            limit = envs[0].spec.max_episode_steps if envs[0].spec else None
-            for _ in range(limit or 10_000):
-                actions = network.greedy(obs.reshape(k, len(ids), -1)).reshape(-1).tolist()
-                for i in np.flatnonzero(active):
-                    obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
-                    total[i] += reward
-                    active[i] = not (terminated or truncated)
-                if not active.any():
-                    break
-        finally:
-            for env in envs:
-                env.close()
-        returns[:, first : first + len(ids)] = total.reshape(k, len(ids))
+    env = make_env(env_id)
+    try:
+        for first in range(0, episodes, per_chunk):
+            ids = list(range(first, min(episodes, first + per_chunk)))
+            if CartPoleBatch.fits(env):
+                total = _play_cartpole(network, env, ids)
+            else:
+                total = _play_one_by_one(network, env_id, ids)
+            returns[:, first : first + len(ids)] = total.reshape(k, len(ids))
+    finally:
+        env.close()
     return returns
+
+
+def _play_one_by_one(network: BatchedQNetwork, env_id: str, ids: list[int]) -> np.ndarray:
+    """Returns [K * len(ids)], seed-major, of greedy episodes in K * len(ids) gymnasium envs."""
+    k = len(network.seeds)
+    envs = [make_env(env_id) for _ in range(k * len(ids))]
+    try:
+        obs = np.stack([env.reset(seed=EVAL_SEED + j)[0] for env, j in zip(envs, ids * k)])
+        obs = obs.astype(np.float32)
+        total = np.zeros(len(envs))
+        active = np.ones(len(envs), dtype=bool)
+        limit = envs[0].spec.max_episode_steps if envs[0].spec else None
+        for _ in range(limit or 10_000):
+            actions = network.greedy(obs.reshape(k, len(ids), -1)).reshape(-1).tolist()
+            for i in np.flatnonzero(active):
+                obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
+                total[i] += reward
+                active[i] = not (terminated or truncated)
+            if not active.any():
+                break
+    finally:
+        for env in envs:
+            env.close()
+    return total
+
+
+def _play_cartpole(network: BatchedQNetwork, env: gym.Env, ids: list[int]) -> np.ndarray:
+    """The same episodes and returns as _play_one_by_one, with CartPole stepped in numpy."""
+    k = len(network.seeds)
+    physics = CartPoleBatch(env)
+    starts = []
+    for j in ids:
+        env.reset(seed=EVAL_SEED + j)
+        starts.append(env.unwrapped.state)
+    state = np.tile(np.stack(starts, axis=1), k)  # [4, K * len(ids)], seed-major
+    total = np.zeros(state.shape[1])
+    active = np.ones(state.shape[1], dtype=bool)
+    for _ in range(physics.max_steps or 10_000):
+        obs = state.T.astype(np.float32)
+        actions = network.greedy(obs.reshape(k, len(ids), -1)).reshape(-1)
+        after, terminated = physics.step(state, actions)
+        total += active  # CartPole's reward: 1 a step, the last one included
+        state = np.where(active, after, state)  # a finished episode keeps its last state
+        active &= ~terminated
+        if not active.any():
+            break
+    return total
 
 
 def train(
