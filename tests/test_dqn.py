@@ -172,7 +172,8 @@ def test_autoreset_keeps_the_final_observation_of_a_finished_episode():
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "tests.toy_envs:Fork-v0"])
 def test_train_envs_step_exactly_like_gymnasiums_sync_vector_env(env_id):
     """Same seeds, same actions: the same observations, rewards, episode ends and final
-    observations as SyncVectorEnv in SAME_STEP autoreset mode (Fork truncates every 3 steps)."""
+    observations as SyncVectorEnv in SAME_STEP autoreset mode (Fork truncates every 3 steps;
+    CartPole's 6 envs are stepped by CartPoleBatch, and seed 1's balance to the time limit)."""
     seeds = [3, 4, 5, 6, 7, 8]
     ours = TrainEnvs(env_id, [seeds[:3], seeds[3:]])  # 2 seeds, 3 envs each, seed-major
     ref = SyncVectorEnv(
@@ -181,9 +182,13 @@ def test_train_envs_step_exactly_like_gymnasiums_sync_vector_env(env_id):
     ref_obs, _ = ref.reset(seed=seeds)
     np.testing.assert_array_equal(ours.obs.reshape(6, -1), ref_obs)
     rng = np.random.default_rng(0)
-    ends = 0
-    for _ in range(300):
+    ends, truncations = 0, 0
+    for _ in range(1200):
         actions = rng.integers(0, 2, (2, 3))
+        if env_id == "CartPole-v1":
+            assert ours.cartpole is not None
+            pole = ours.obs[1]
+            actions[1] = (pole[:, 2] + 0.3 * pole[:, 3] + 0.01 * pole[:, 0]) > 0
         obs, real, rewards, terminated, done = ours.step(actions)
         r_obs, r_rewards, r_terminated, r_truncated, info = ref.step(actions.reshape(-1))
         obs, real = obs.reshape(6, -1), real.reshape(6, -1)
@@ -194,9 +199,10 @@ def test_train_envs_step_exactly_like_gymnasiums_sync_vector_env(env_id):
         for i in np.flatnonzero(done):
             np.testing.assert_array_equal(real[i], info["final_obs"][i])
             ends += 1
+        truncations += int((r_truncated & ~r_terminated).sum())
         for i in np.flatnonzero(~done):
             np.testing.assert_array_equal(real[i], obs[i])
-    assert ends >= 20
+    assert ends >= 20 and truncations >= 3
     ours.close()
     ref.close()
 
