@@ -98,7 +98,7 @@ class CartPoleBatch:
         plain = (gym.wrappers.TimeLimit, gym.wrappers.OrderEnforcing)
         return (
             type(env.unwrapped) is CartPoleEnv
-            and not env.unwrapped._sutton_barto_reward
+            and not getattr(env.unwrapped, "_sutton_barto_reward", True)  # unknown: not plain
             and all(type(w) in plain for w in _wrappers(env))
         )
 
