@@ -80,7 +80,7 @@ def test_three_machines_reach_exactly_n_trials_without_duplicates(tmp_path, pg_u
 
 
 def test_a_killed_machine_has_its_trial_failed_by_heartbeat_and_retried(tmp_path, pg_url):
-    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 2000000"))
     doomed = machine(tmp_path, pg_url, 3, "--jobs", "1")
     deadline = time.time() + 120
     while time.time() < deadline and not training(trials(pg_url)):  # kill it mid-training

@@ -117,15 +117,15 @@ def test_an_interrupt_while_a_trial_changes_hands_waits_until_the_worker_holds_i
     ids=["ctrl-c", "sigterm", "kill-int-on-a-background-job"],
 )
 def test_ctrl_c_or_sigterm_stops_workers_and_leaves_no_trial_running(tmp_path, sig, ignored):
-    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 2000000"))
     proc = run(tmp_path, "--trials", "4", "--jobs", "2", wait=False, sigint_ignored=ignored)
-    deadline = time.time() + 120
-    while time.time() < deadline:
+    deadline = time.time() + 120  # 2,000,000 steps a trial: the run cannot end in this time
+    while time.time() < deadline and not training(trials(tmp_path)):
         time.sleep(1)
-        if TrialState.RUNNING in states(tmp_path):
-            break
+    started = training(trials(tmp_path))
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
+    assert started, f"no trial started training within 120 s; tuner.run said: {err[-1500:]}"
     assert proc.returncode == 130 and "run the same command to resume" in err
     after = final_states(tmp_path)
     assert after and TrialState.RUNNING not in after and TrialState.FAIL in after
@@ -148,7 +148,7 @@ def training(trials: list[optuna.trial.FrozenTrial]) -> bool:
 
 
 def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 2000000"))
     proc = run(tmp_path, "--trials", "1", "--jobs", "1", wait=False)
     deadline = time.time() + 120
     while time.time() < deadline and not training(trials(tmp_path)):  # kill mid-training
@@ -176,7 +176,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
 
 
 def test_workers_of_a_killed_tuner_run_fail_their_trials_and_stop(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 200000"))
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 2000000"))
     proc = run(tmp_path, "--trials", "4", "--jobs", "2", wait=False)
     deadline = time.time() + 120
     while time.time() < deadline and not training(trials(tmp_path)):
