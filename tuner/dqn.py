@@ -222,9 +222,10 @@ def evaluate(
     per_chunk = max(1, max_envs // k)
     env = make_env(env_id)
     try:
+        batched = CartPoleBatch.fits(env)
         for first in range(0, episodes, per_chunk):
             ids = list(range(first, min(episodes, first + per_chunk)))
-            if CartPoleBatch.fits(env):
+            if batched:
                 total = _play_cartpole(network, env, ids)
             else:
                 total = _play_one_by_one(network, env_id, ids)
