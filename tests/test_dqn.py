@@ -317,6 +317,10 @@ def test_only_plain_cartpole_is_stepped_in_a_batch():
     assert not CartPoleBatch.fits(make_env("tests.toy_envs:Fork-v0"))
     assert not CartPoleBatch.fits(TransformReward(make_env("CartPole-v1"), lambda r: 2 * r))
     assert not CartPoleBatch.fits(gym.make("CartPole-v1", sutton_barto_reward=True))
+    # a gymnasium whose CartPole has no such flag: its reward rule is unknown, so not batched
+    unflagged = make_env("CartPole-v1")
+    del unflagged.unwrapped._sutton_barto_reward
+    assert not CartPoleBatch.fits(unflagged)
 
 
 def test_epsilon_is_one_during_warm_up_then_follows_its_schedule():
