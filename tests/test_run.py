@@ -260,3 +260,29 @@ def test_the_summary_names_the_trial_the_export_ranks_first(capsys):
     out = capsys.readouterr().out
     assert "best: trial 1, value 500.0 (tied with 2 more within 1%" in out
     assert "python -m tuner.export --storage sqlite:///tied.db --study-name tied" in out
+
+
+def test_the_summary_shows_the_best_config_as_yaml_with_its_values_outside_the_space(capsys):
+    """An enqueued config can hold values the space cannot (RL Zoo's gamma 0.99 and 256x256 net):
+    they are not params, but the summary's config must show them, and every line must read as
+    the YAML a config file holds (null and false, not Python's None and False)."""
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(
+        {"learning_rate": 2.3e-3, "grad_clip_value": None, "dueling": False},
+        user_attrs={"fixed_outside_space": {"gamma": 0.99, "hidden_sizes": [256, 256]}},
+    )
+    trial = study.ask()
+    trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True)
+    trial.suggest_categorical("grad_clip_value", [None, 1.0])
+    trial.suggest_categorical("dueling", [False, True])
+    study.tell(trial, 500.0)
+    summary(study, "zoo", "sqlite:///zoo.db", None, default=False)
+    out = capsys.readouterr().out
+    config = out.split("seeds' final returns None\n")[1].split("watch it:")[0]
+    assert config.splitlines() == [
+        "  learning_rate: 0.0023",
+        "  grad_clip_value: null",
+        "  dueling: false",
+        "  gamma: 0.99  # fixed for this trial, outside the study's space",
+        "  hidden_sizes: [256, 256]  # fixed for this trial, outside the study's space",
+    ]

@@ -22,6 +22,7 @@ import sqlalchemy
 import sqlalchemy.exc
 import sqlalchemy.pool
 import torch
+import yaml
 from optuna.trial import TrialState
 from tqdm import tqdm
 
@@ -448,6 +449,11 @@ def watch(study: optuna.Study, procs: list, start: int, target: int) -> None:
     bar.close()
 
 
+def as_yaml(value: object) -> str:
+    """One value as YAML writes it on one line (null, false, [256, 256])."""
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
+
+
 def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: bool) -> None:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -465,8 +471,12 @@ def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: 
             f"best: trial {best.number}, value {best.value:.1f}{tied}, seeds' final returns "
             f"{best.user_attrs.get('final_returns')}"
         )
+        # as YAML, so a line can be pasted into a study or config file; an enqueued trial's
+        # values outside the space are not params, but they are part of its config
         for key, value in best.params.items():
-            print(f"  {key}: {value}")
+            print(f"  {key}: {as_yaml(value)}")
+        for key, value in (best.user_attrs.get(FIXED_OUTSIDE_SPACE) or {}).items():
+            print(f"  {key}: {as_yaml(value)}  # fixed for this trial, outside the study's space")
     artifacts = study_dir(name, spec.path if default else None) / "artifacts"
     print(f"watch it: optuna-dashboard {url} --artifact-dir {artifacts}")
     where = f"--study {spec.path}" if default else f"--storage {url} --study-name {name}"
