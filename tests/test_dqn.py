@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
@@ -10,6 +11,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import TransformReward
 
 from tests.toy_envs import FORK
+from tuner import dqn
 from tuner.config import DQNConfig
 from tuner.dqn import (
     Exploration,
@@ -26,7 +28,7 @@ from tuner.dqn import (
 from tuner.envs import CartPoleBatch, TrainEnvs, check_env, make_env
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
-from tuner.replay import SeedUniforms
+from tuner.replay import ReplayBuffer, SeedUniforms
 
 FAST = DQNConfig(
     total_steps=600,
@@ -61,6 +63,32 @@ def test_a_seed_trains_the_same_alone_or_in_a_batch():
     assert np.array_equal(alone.eval_returns[:, 0], batched.eval_returns[:, 1])
     # equal up to float rounding: kernels vectorise K rows differently from one row
     assert torch.allclose(weights(alone.network, 0), weights(batched.network, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"n_step": 3, "prioritized": True, "double_dqn": True, "dueling": True},
+        {"optimizer": "rmsprop", "target_update": "soft", "tau": 0.01, "activation": "tanh"},
+    ],
+    ids=["plain", "nstep-per-double-dueling", "rmsprop-soft-tanh"],
+)
+def test_the_code_a_gpu_runs_trains_the_same_weights_on_the_cpu(monkeypatch, extra):
+    """On a device, the network acts and the replay buffer stores, samples, fills n-step columns
+    and updates priorities with torch alone, where the CPU uses numpy and compiled loops. No GPU
+    here, so the whole trainer runs those torch paths on the CPU: it must train the same weights
+    to the bit, and see the same evaluations, as the CPU paths."""
+    config = FAST.replace(total_steps=2000, eval_every=1000, hidden_sizes=(32, 32), **extra)
+    cpu_paths = train(config, seeds=2, device="cpu")
+    monkeypatch.setattr(dqn, "BatchedQNetwork", partial(BatchedQNetwork, numpy_paths=False))
+    monkeypatch.setattr(dqn, "ReplayBuffer", partial(ReplayBuffer, numpy_paths=False))
+    device_paths = train(config, seeds=2, device="cpu")
+    assert device_paths.network.host_layers is None  # the torch paths really ran
+    assert cpu_paths.network.host_layers is not None
+    assert cpu_paths.gradient_steps == device_paths.gradient_steps > 0
+    assert np.array_equal(cpu_paths.eval_returns, device_paths.eval_returns)
+    assert torch.equal(cpu_paths.network.params, device_paths.network.params)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "rmsprop"])

@@ -68,8 +68,13 @@ class BatchedQNetwork:
         activation: str = "relu",
         dueling: bool = False,
         device: torch.device | str = "cpu",
+        numpy_paths: bool | None = None,
     ) -> None:
+        """numpy_paths: act (`greedy`) with numpy on the weights' own memory, the default on the
+        CPU for the activations numpy has; False takes the torch code a device network runs
+        (a test trains through it on the CPU and requires the same weights to the bit)."""
         self.seeds = list(seeds)
+        self.numpy_paths = numpy_paths
         self.k = len(self.seeds)
         self.arch = (obs_dim, n_actions, tuple(hidden_sizes), activation, dueling)
         self.activation, self.act, self.dueling = activation, ACTIVATIONS[activation], dueling
@@ -84,7 +89,8 @@ class BatchedQNetwork:
         self.transposed = [w.transpose(1, 2) for w, _ in self.layers]  # for backward
         # numpy views of the same memory: acting with numpy costs a third of torch's dispatch
         on_cpu = self.params.device.type == "cpu" and self.activation in NUMPY_ACTIVATIONS
-        self.host_layers = [(w.numpy(), b.numpy()) for w, b in self.layers] if on_cpu else None
+        use = on_cpu and self.numpy_paths is not False
+        self.host_layers = [(w.numpy(), b.numpy()) for w, b in self.layers] if use else None
 
     def _views(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         views, at = [], 0

@@ -1,0 +1,110 @@
+"""The trainer on a CUDA GPU, against the same code on the CPU.
+
+Skipped where there is no GPU (this project's CI). `benchmarks/gpu/check.sh` runs them on a lent
+GPU machine. TUNER_TEST_DEVICE=cpu runs them with the "GPU" side on the CPU too, which checks
+the tests themselves (every comparison then holds trivially or to the bit) where no GPU is.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_dqn import FAST
+from tests.test_replay import random_steps
+from tuner.dqn import evaluate, load_checkpoint, save_checkpoints, train
+from tuner.networks import BatchedQNetwork
+from tuner.replay import ReplayBuffer
+
+DEVICE = os.environ.get("TUNER_TEST_DEVICE", "cuda")
+pytestmark = pytest.mark.skipif(
+    DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA GPU"
+)
+
+FEATURES = pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"n_step": 3, "prioritized": True, "double_dqn": True, "dueling": True},
+        {"optimizer": "rmsprop", "target_update": "soft", "tau": 0.01, "activation": "tanh"},
+        {"optimizer": "adamw", "amsgrad": True, "weight_decay": 0.01, "grad_clip_value": 1.0},
+    ],
+    ids=["plain", "nstep-per-double-dueling", "rmsprop-soft-tanh", "adamw-amsgrad-clamp"],
+)
+
+
+@FEATURES
+def test_every_feature_trains_on_the_device_on_the_cpus_schedule(extra):
+    """Each feature runs on the device with its tensors there, makes as many gradient steps and
+    evaluations as on the CPU, and stays finite."""
+    config = FAST.replace(total_steps=2000, eval_every=1000, hidden_sizes=(32, 32), **extra)
+    cpu = train(config, seeds=2, device="cpu")
+    dev = train(config, seeds=2, device=DEVICE)
+    assert dev.network.params.device.type == torch.device(DEVICE).type
+    assert dev.gradient_steps == cpu.gradient_steps > 0 and dev.eval_steps == cpu.eval_steps
+    assert dev.eval_returns.shape == cpu.eval_returns.shape
+    assert np.isfinite(dev.eval_returns).all() and torch.isfinite(dev.network.params).all()
+
+
+@FEATURES
+def test_the_device_follows_the_cpu_until_rounding_sets_them_apart(extra):
+    """100 gradient steps from the same weights on the same data: float rounding differs between
+    the device's kernels and the CPU's, and nothing else may (the two runs later part, as two CPU
+    builds do, once a greedy action flips)."""
+    config = FAST.replace(total_steps=300, eval_every=300, **extra)  # learns from step 100
+    cpu = train(config, seeds=2, device="cpu")
+    dev = train(config, seeds=2, device=DEVICE)
+    assert cpu.gradient_steps == dev.gradient_steps == 100
+    scale = cpu.network.params.abs().max().item()
+    torch.testing.assert_close(
+        dev.network.params.cpu(), cpu.network.params, rtol=0, atol=1e-4 * scale
+    )
+
+
+def test_a_checkpoint_saved_on_the_device_plays_the_same_on_the_cpu(tmp_path):
+    trained = train(FAST, seeds=2, device=DEVICE)
+    paths = save_checkpoints(trained, tmp_path)
+    config, state = load_checkpoint(paths[1])
+    assert all(t.device.type == "cpu" for t in state.values())
+    on_cpu = BatchedQNetwork([config.seed], 4, 2, config.hidden_sizes, config.activation)
+    on_cpu.load_seed_state(state)
+    torch.testing.assert_close(on_cpu.params[0], trained.network.params[1].cpu())
+    on_dev = evaluate(trained.network, config.env, 3)[1]
+    assert np.array_equal(evaluate(on_cpu, config.env, 3)[0], on_dev)
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_a_device_buffer_stores_and_draws_what_a_cpu_buffer_does(n_step):
+    """Rows, n-step columns, prioritized draws and their weights: a buffer on the device against
+    the CPU's numpy and compiled paths, from the same random numbers, over several ring wraps."""
+    cpu, dev = (
+        ReplayBuffer(
+            seeds=[0, 1],
+            envs_per_seed=2,
+            capacity=64,
+            obs_dim=3,
+            gamma=0.9,
+            n_step=n_step,
+            prioritized=True,
+            alpha=0.6,
+            device=device,
+        )
+        for device in ("cpu", DEVICE)
+    )
+    gen = np.random.default_rng(1)
+    for t, step in enumerate(random_steps(200), 1):
+        cpu.add(*step)
+        dev.add(*step)
+        if t % 3 == 0 and cpu.sampleable:
+            td = torch.from_numpy(gen.lognormal(0.0, 2.0, (2, 2, 16)).astype(np.float32))
+            a, b = (buf.sample(batch_size=16, count=2, beta=0.5) for buf in (cpu, dev))
+            assert torch.equal(a.indices.cpu(), b.indices.cpu())
+            torch.testing.assert_close(a.weights, b.weights.cpu(), rtol=1e-6, atol=0)
+            for field in ("obs", "actions", "returns", "next_obs", "discounts"):
+                torch.testing.assert_close(getattr(a, field), getattr(b, field).cpu())
+            for j in range(2):
+                cpu.update_priorities(a.indices[j], td[j])
+                dev.update_priorities(b.indices[j], td[j].to(dev.device))
