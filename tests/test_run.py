@@ -16,7 +16,7 @@ import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from tests.test_study import TINY
+from tests.test_study import TINY, load_study_spec_text
 from tuner.errors import TunerError
 from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, Interrupts, open_storage, summary
 
@@ -286,3 +286,17 @@ def test_the_summary_shows_the_best_config_as_yaml_with_its_values_outside_the_s
         "  gamma: 0.99  # fixed for this trial, outside the study's space",
         "  hidden_sizes: [256, 256]  # fixed for this trial, outside the study's space",
     ]
+
+
+@pytest.mark.parametrize("best", [500.0, 474.9])
+def test_the_summary_says_when_no_trial_reached_the_envs_reward_threshold(capsys, best):
+    """A study whose best trial is still below the env's reward threshold (CartPole-v1: 475)
+    has found nothing that solves the task, and the summary must say so rather than present
+    its best as a result; a study at or above it says nothing of the kind."""
+    study = optuna.create_study(direction="maximize")
+    for value in (best, 12.0):
+        study.tell(study.ask(), value)
+    summary(study, "tiny", "sqlite:///tiny.db", load_study_spec_text(TINY), default=False)
+    out = capsys.readouterr().out
+    said = "below CartPole-v1's reward threshold of 475: no trial's mean over its seeds reached it"
+    assert (said in out) == (best < 475)

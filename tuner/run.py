@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from tuner.cli import run_main, stop_signals_as_ctrl_c
+from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.objective import FIXED_OUTSIDE_SPACE, objective
 from tuner.study import TIE, StudySpec, close_to_best, load_study_spec, study_dir
@@ -471,6 +472,13 @@ def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: 
             f"best: trial {best.number}, value {best.value:.1f}{tied}, seeds' final returns "
             f"{best.user_attrs.get('final_returns')}"
         )
+        threshold = check_env(spec.env).reward_threshold if spec else None
+        if threshold is not None and best.value < threshold:
+            print(
+                f"that is below {spec.env}'s reward threshold of {threshold:g}: no trial's "
+                f"{spec.aggregate} over its seeds reached it, so no config here solves the task "
+                "yet (a longer budget per trial or another space may)"
+            )
         # as YAML, so a line can be pasted into a study or config file; an enqueued trial's
         # values outside the space are not params, but they are part of its config
         for key, value in best.params.items():
