@@ -14,10 +14,9 @@ import pytest
 import torch
 
 from tests.test_dqn import FAST
-from tests.test_replay import random_steps
+from tests.test_replay import prioritized_for_random_steps, random_steps
 from tuner.dqn import evaluate, load_checkpoint, save_checkpoints, train
 from tuner.networks import BatchedQNetwork
-from tuner.replay import ReplayBuffer
 
 DEVICE = os.environ.get("TUNER_TEST_DEVICE", "cuda")
 pytestmark = pytest.mark.skipif(
@@ -80,20 +79,7 @@ def test_a_checkpoint_saved_on_the_device_plays_the_same_on_the_cpu(tmp_path):
 def test_a_device_buffer_stores_and_draws_what_a_cpu_buffer_does(n_step):
     """Rows, n-step columns, prioritized draws and their weights: a buffer on the device against
     the CPU's numpy and compiled paths, from the same random numbers, over several ring wraps."""
-    cpu, dev = (
-        ReplayBuffer(
-            seeds=[0, 1],
-            envs_per_seed=2,
-            capacity=64,
-            obs_dim=3,
-            gamma=0.9,
-            n_step=n_step,
-            prioritized=True,
-            alpha=0.6,
-            device=device,
-        )
-        for device in ("cpu", DEVICE)
-    )
+    cpu, dev = (prioritized_for_random_steps(64, n_step, device=d) for d in ("cpu", DEVICE))
     gen = np.random.default_rng(1)
     for t, step in enumerate(random_steps(200), 1):
         cpu.add(*step)

@@ -323,26 +323,29 @@ def test_n_step_columns_are_the_same_filled_step_by_step_or_at_once():
         assert torch.equal(a, b) and torch.equal(a, c)
 
 
+def prioritized_for_random_steps(capacity: int, n_step: int, **where) -> ReplayBuffer:
+    """A prioritized buffer (alpha 0.6, gamma 0.9) shaped for `random_steps`; `where`: device or
+    numpy_paths."""
+    return ReplayBuffer(
+        seeds=[0, 1],
+        envs_per_seed=2,
+        capacity=capacity,
+        obs_dim=3,
+        gamma=0.9,
+        n_step=n_step,
+        prioritized=True,
+        alpha=0.6,
+        **where,
+    )
+
+
 @pytest.mark.parametrize("n_step", [1, 3])
 def test_sum_trees_draw_what_one_cumulative_sum_draws(n_step):
     """The CPU path's sum and min trees must draw the slots a search of the running sum over every
     slot (the torch path) draws from the same random numbers, with the same weights: over 5 ring
     wraps, each draw followed by new priorities for the slots it drew, and the pending priorities
     of incomplete n-step windows entering the trees as the windows complete."""
-    bufs = [
-        ReplayBuffer(
-            seeds=[0, 1],
-            envs_per_seed=2,
-            capacity=256,
-            obs_dim=3,
-            gamma=0.9,
-            n_step=n_step,
-            prioritized=True,
-            alpha=0.6,
-            numpy_paths=numpy_paths,
-        )
-        for numpy_paths in (True, False)
-    ]
+    bufs = [prioritized_for_random_steps(256, n_step, numpy_paths=p) for p in (True, False)]
     gen = np.random.default_rng(1)
     drawn = set()
     for t, step in enumerate(random_steps(640), 1):
