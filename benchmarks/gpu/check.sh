@@ -39,7 +39,7 @@ if ! python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; th
     export TUNER_TEST_DEVICE=cpu
 fi
 
-timeout 300 python3 -m pytest -q -p no:cacheprovider -x tests/test_cuda.py \
+timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
     "tests/test_export.py::test_export_writes_a_trainable_best_config_verified_on_fresh_seeds" \
     2>&1 | tee "$OUT/pytest.txt"
 tests=${PIPESTATUS[0]}
