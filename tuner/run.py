@@ -472,19 +472,19 @@ def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: 
             f"best: trial {best.number}, value {best.value:.1f}{tied}, seeds' final returns "
             f"{best.user_attrs.get('final_returns')}"
         )
-        threshold = check_env(spec.env).reward_threshold if spec else None
-        if threshold is not None and best.value < threshold:
-            print(
-                f"that is below {spec.env}'s reward threshold of {threshold:g}: no trial's "
-                f"{spec.aggregate} over its seeds reached it, so no config here solves the task "
-                "yet (a longer budget per trial or another space may)"
-            )
         # as YAML, so a line can be pasted into a study or config file; an enqueued trial's
         # values outside the space are not params, but they are part of its config
         for key, value in best.params.items():
             print(f"  {key}: {as_yaml(value)}")
         for key, value in (best.user_attrs.get(FIXED_OUTSIDE_SPACE) or {}).items():
             print(f"  {key}: {as_yaml(value)}  # fixed for this trial, outside the study's space")
+        threshold = check_env(spec.env).reward_threshold if spec else None
+        if threshold is not None and best.value < threshold:
+            print(
+                f"no trial reached {spec.env}'s reward threshold of {threshold:g} (the best "
+                f"{spec.aggregate} over a trial's seeds is {best.value:.1f}): nothing here solves "
+                "the task yet; a longer budget per trial or another space may"
+            )
     artifacts = study_dir(name, spec.path if default else None) / "artifacts"
     print(f"watch it: optuna-dashboard {url} --artifact-dir {artifacts}")
     where = f"--study {spec.path}" if default else f"--storage {url} --study-name {name}"
