@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import fisher_exact, mannwhitneyu
 
 ROOT = Path(__file__).resolve().parent.parent
-SOLVED = 475.0  # CartPole-v1's reward threshold
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from vs_sb3 import differ, solved  # noqa: E402  the tests and threshold each block's table used
 
 
 def compare(sb3: np.ndarray, tuner: np.ndarray, boot: int = 20_000) -> dict:
-    a, b = int((sb3 >= SOLVED).sum()), int((tuner >= SOLVED).sum())
     gen = np.random.default_rng(0)
     diffs = [
         gen.choice(tuner, len(tuner)).mean() - gen.choice(sb3, len(sb3)).mean() for _ in range(boot)
@@ -33,13 +33,12 @@ def compare(sb3: np.ndarray, tuner: np.ndarray, boot: int = 20_000) -> dict:
     return {
         "seeds": len(sb3),
         "sb3_mean": round(float(sb3.mean()), 1),
-        "sb3_solved": a,
+        "sb3_solved": solved(sb3),
         "tuner_mean": round(float(tuner.mean()), 1),
-        "tuner_solved": b,
+        "tuner_solved": solved(tuner),
         "difference": round(float(tuner.mean() - sb3.mean()), 1),
         "difference_95": [round(float(low), 1), round(float(high), 1)],
-        "mann_whitney_p": round(float(mannwhitneyu(sb3, tuner).pvalue), 2),
-        "fisher_p": round(float(fisher_exact([[a, len(sb3) - a], [b, len(tuner) - b]])[1]), 2),
+        **{test: round(p, 2) for test, p in differ(list(sb3), list(tuner)).items()},
     }
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_dqn import FAST
+from tests.test_dqn import DEVICE_PATH_MIXES, FAST
 from tests.test_replay import prioritized_for_random_steps, random_steps
 from tuner.dqn import evaluate, load_checkpoint, save_checkpoints, train
 from tuner.networks import BatchedQNetwork
@@ -23,16 +23,17 @@ pytestmark = pytest.mark.skipif(
     DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA GPU"
 )
 
-FEATURES = pytest.mark.parametrize(
-    "extra",
-    [
-        {},
-        {"n_step": 3, "prioritized": True, "double_dqn": True, "dueling": True},
-        {"optimizer": "rmsprop", "target_update": "soft", "tau": 0.01, "activation": "tanh"},
-        {"optimizer": "adamw", "amsgrad": True, "weight_decay": 0.01, "grad_clip_value": 1.0},
-    ],
-    ids=["plain", "nstep-per-double-dueling", "rmsprop-soft-tanh", "adamw-amsgrad-clamp"],
-)
+# the mixes whose torch paths tests/test_dqn.py checks on the CPU, and the fused AdamW kernel
+MIXES = {
+    **DEVICE_PATH_MIXES,
+    "adamw-amsgrad-clamp": {
+        "optimizer": "adamw",
+        "amsgrad": True,
+        "weight_decay": 0.01,
+        "grad_clip_value": 1.0,
+    },
+}
+FEATURES = pytest.mark.parametrize("extra", MIXES.values(), ids=MIXES.keys())
 
 
 @FEATURES

@@ -65,15 +65,24 @@ def test_a_seed_trains_the_same_alone_or_in_a_batch():
     assert torch.allclose(weights(alone.network, 0), weights(batched.network, 1), atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {},
-        {"n_step": 3, "prioritized": True, "double_dqn": True, "dueling": True},
-        {"optimizer": "rmsprop", "target_update": "soft", "tau": 0.01, "activation": "tanh"},
-    ],
-    ids=["plain", "nstep-per-double-dueling", "rmsprop-soft-tanh"],
-)
+DEVICE_PATH_MIXES = {  # feature mixes that cover every path a device takes apart from the CPU
+    "plain": {},
+    "nstep-per-double-dueling": {
+        "n_step": 3,
+        "prioritized": True,
+        "double_dqn": True,
+        "dueling": True,
+    },
+    "rmsprop-soft-tanh": {
+        "optimizer": "rmsprop",
+        "target_update": "soft",
+        "tau": 0.01,
+        "activation": "tanh",
+    },
+}
+
+
+@pytest.mark.parametrize("extra", DEVICE_PATH_MIXES.values(), ids=DEVICE_PATH_MIXES.keys())
 def test_the_code_a_gpu_runs_trains_the_same_weights_on_the_cpu(monkeypatch, extra):
     """On a device, the network acts and the replay buffer stores, samples, fills n-step columns
     and updates priorities with torch alone, where the CPU uses numpy and compiled loops. No GPU
