@@ -7,7 +7,7 @@ Two timings, side by side in one run, with one torch thread:
 
 - training envs: a step of N CartPole envs with random actions (many episode ends) through
   gymnasium's SyncVectorEnv (SAME_STEP autoreset), through tuner's TrainEnvs one env at a time,
-  and through TrainEnvs as the trainer uses it (CartPoleBatch from 4 envs on);
+  and through TrainEnvs as the trainer uses it (CartPoleBatch, whatever the count);
 - evaluation: `evaluate()`'s greedy episodes (100 for each of 1 and 10 seeds, a network that
   balances every episode to the 500-step limit), played one env at a time and with
   CartPoleBatch; both give the same returns (checked here, and step for step in the tests).

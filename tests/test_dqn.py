@@ -206,29 +206,32 @@ def test_autoreset_keeps_the_final_observation_of_a_finished_episode():
     envs.close()
 
 
+@pytest.mark.parametrize("shape", [(2, 3), (3, 1)])
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "tests.toy_envs:Fork-v0"])
-def test_train_envs_step_exactly_like_gymnasiums_sync_vector_env(env_id):
+def test_train_envs_step_exactly_like_gymnasiums_sync_vector_env(env_id, shape):
     """Same seeds, same actions: the same observations, rewards, episode ends and final
     observations as SyncVectorEnv in SAME_STEP autoreset mode (Fork truncates every 3 steps;
-    CartPole's 6 envs are stepped by CartPoleBatch, and seed 1's balance to the time limit)."""
-    seeds = [3, 4, 5, 6, 7, 8]
-    ours = TrainEnvs(env_id, [seeds[:3], seeds[3:]])  # 2 seeds, 3 envs each, seed-major
+    CartPole's envs are stepped by CartPoleBatch, and seed 1's balance to the time limit). 3 x 1
+    is the default study's shape: 3 seeds of one env each."""
+    k, e = shape
+    seeds = list(range(3, 3 + k * e))
+    ours = TrainEnvs(env_id, [seeds[i * e : (i + 1) * e] for i in range(k)])  # seed-major
     ref = SyncVectorEnv(
         [lambda: make_env(env_id) for _ in seeds], autoreset_mode=AutoresetMode.SAME_STEP
     )
     ref_obs, _ = ref.reset(seed=seeds)
-    np.testing.assert_array_equal(ours.obs.reshape(6, -1), ref_obs)
+    np.testing.assert_array_equal(ours.obs.reshape(k * e, -1), ref_obs)
     rng = np.random.default_rng(0)
     ends, truncations = 0, 0
-    for _ in range(1200):
-        actions = rng.integers(0, 2, (2, 3))
+    for _ in range(1600):
+        actions = rng.integers(0, 2, shape)
         if env_id == "CartPole-v1":
             assert ours.cartpole is not None
             pole = ours.obs[1]
             actions[1] = (pole[:, 2] + 0.3 * pole[:, 3] + 0.01 * pole[:, 0]) > 0
         obs, real, rewards, terminated, done = ours.step(actions)
         r_obs, r_rewards, r_terminated, r_truncated, info = ref.step(actions.reshape(-1))
-        obs, real = obs.reshape(6, -1), real.reshape(6, -1)
+        obs, real = obs.reshape(k * e, -1), real.reshape(k * e, -1)
         np.testing.assert_array_equal(obs, r_obs)
         np.testing.assert_array_equal(rewards.reshape(-1), r_rewards)
         np.testing.assert_array_equal(terminated.reshape(-1), r_terminated)
