@@ -150,6 +150,10 @@ def tuner_retrain(url: str, tmp: Path, seeds: list[int], episodes: int) -> dict:
     return {
         "export_wall_s": round(wall, 1),
         "retrained_trial": verified.get("trial"),
+        # what the export itself saw on its own seeds before the user got the config
+        "export_verified": {
+            k: verified.get(k) for k in ("seeds", "per_seed_mean", "successes", "success_rate_95")
+        },
         "retrained_config": best,  # the export's pick as its user gets it: best.yaml
         "retrained": evaluate(result.network, config.env, episodes).mean(1).tolist(),
     }
@@ -197,7 +201,9 @@ def main() -> None:
         )
     print(
         f"retrained: RL Zoo's best trial {zoo['best_trial']}; tuner.export's pick, trial "
-        f"{ours['retrained_trial']} (the export took {ours['export_wall_s']:.0f} s)"
+        f"{ours['retrained_trial']} (the export took {ours['export_wall_s']:.0f} s; on its own "
+        f"{len(ours['export_verified']['seeds'] or [])} seeds the pick solved "
+        f"{ours['export_verified']['successes']})"
     )
     ratio = zoo["s_per_finished_trial"] / ours["s_per_finished_trial"]
     print(f"wall time per finished trial: tuner is {ratio:.1f}x faster (target 10x)")
