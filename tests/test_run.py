@@ -111,6 +111,41 @@ def test_an_interrupt_while_a_trial_changes_hands_waits_until_the_worker_holds_i
             signal.signal(s, handler)
 
 
+class SignalsInDel:
+    """An object whose finaliser takes a signal: the handler runs inside __del__, where Python
+    prints the handler's exception as "Exception ignored" and drops it."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here, inside __del__
+
+
+def busy_trial(seconds: float) -> str:
+    """Stands in for the objective: works until the time is up unless interrupted."""
+    SignalsInDel()  # collected at once: the first interrupt is swallowed
+    end = time.time() + seconds
+    while time.time() < end:
+        sum(range(1000))
+    return "ran to the end"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # by design
+def test_an_interrupt_swallowed_inside_a_finaliser_is_repeated_while_the_trial_runs():
+    # seen in CI-like runs: SIGINT landed in SQLAlchemy's weakref callback, and the worker
+    # trained on until tuner.run terminated it 15 s later
+    saved = signal.getsignal(signal.SIGINT)
+    try:
+        interrupts = Interrupts()
+        interrupts.insist_inside(busy_trial.__code__, every=0.2)
+        start = time.time()
+        with pytest.raises(KeyboardInterrupt):
+            busy_trial(10.0)
+        assert time.time() - start < 3.0
+        assert interrupts.requested
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
 @pytest.mark.parametrize(
     ("sig", "ignored"),
     [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],

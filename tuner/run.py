@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+import types
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -244,15 +245,41 @@ class Interrupts:
     """
 
     def __init__(self) -> None:
-        self.holding = self.pending = False
+        self.holding = self.pending = self.requested = False
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
         if self.holding:
             self.pending = True
         else:
             raise KeyboardInterrupt
+
+    def insist_inside(self, code: types.CodeType, every: float = 0.5) -> None:
+        """Repeat an interrupt that was swallowed while the main thread still runs `code`.
+
+        Python runs a signal handler between any two bytecodes, also inside a weakref callback
+        or a `__del__` (SQLAlchemy's registry has such callbacks), and there an exception is
+        printed as "Exception ignored" and dropped: the worker trained on until tuner.run gave
+        up on it 15 s later. A thread checks every `every` seconds whether an interrupt came
+        and the main thread is still inside `code` (the trial's objective, which an interrupt
+        that got through leaves at once), and if so signals again."""
+        main = threading.main_thread().ident
+
+        def inside() -> bool:
+            frame = sys._current_frames().get(main)
+            while frame is not None and frame.f_code is not code:
+                frame = frame.f_back
+            return frame is not None
+
+        def repeat() -> None:
+            while True:
+                time.sleep(every)
+                if self.requested and inside():
+                    os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=repeat, daemon=True).start()
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -283,6 +310,7 @@ def worker(
 ) -> None:
     """Ask, train and tell trials until the study holds `target` finished ones."""
     interrupts = Interrupts()
+    interrupts.insist_inside(objective.__code__)
     ParentWatch().start()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # this loop records heartbeats itself (class Heartbeat), which Optuna warns about
