@@ -3,9 +3,10 @@ CartPole's physics.
 
 Each of these is a few dozen numpy or torch calls when written with arrays, and on arrays this
 small (K seeds x a batch of 64) every call costs a few microseconds whatever it computes: a
-compiled loop does the same work in one call. They run on the buffer's own memory (numpy views of
-its CPU tensors); device buffers use the torch code in tuner.replay instead, and the tests check
-that both give the same rows, draws and weights.
+compiled loop does the same work in one call. The replay loops run on the buffer's own memory
+(numpy views of its CPU tensors); device buffers use the torch code in tuner.replay instead, and
+the tests check that both give the same rows, draws and weights. The CartPole loop serves
+tuner.envs.CartPoleBatch on every device (envs live on the CPU).
 
 Compiled on first use and cached beside this file (`cache=True`), so a new process loads them in
 well under a second.
