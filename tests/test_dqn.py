@@ -20,6 +20,7 @@ from tuner.dqn import (
     epsilon,
     evaluate,
     gradient_step,
+    learning_rate,
     load_checkpoint,
     make_optimizer,
     save_checkpoints,
@@ -376,6 +377,37 @@ def test_epsilon_is_one_during_warm_up_then_follows_its_schedule():
         epsilon_start=0.9, epsilon_end=0.05, epsilon_schedule="exponential", learning_starts=0
     )
     assert epsilon(tutorial, 1000) == pytest.approx(0.05 + 0.85 * math.exp(-1))
+
+
+def test_a_linear_learning_rate_falls_from_its_value_to_zero_at_the_last_step():
+    config = DQNConfig(learning_rate=2e-3, total_steps=1000, learning_rate_schedule="linear")
+    assert [learning_rate(config, s) for s in (0, 250, 500, 1000)] == pytest.approx(
+        [2e-3, 1.5e-3, 1e-3, 0.0]
+    )
+    constant = config.replace(learning_rate_schedule="constant")
+    assert {learning_rate(constant, s) for s in (0, 500, 1000)} == {2e-3}
+
+
+def test_each_training_phase_steps_with_the_schedules_rate_at_that_step():
+    """Two phases, at env steps 500 and 1000. Falling linearly from 2e-3, the first steps at 1e-3,
+    as a constant 1e-3 does, and the second at 0, which leaves the weights where they were."""
+    linear = FAST.replace(
+        total_steps=1000,
+        train_frequency=500,
+        eval_every=500,
+        learning_rate=2e-3,
+        learning_rate_schedule="linear",
+    )
+    constant = linear.replace(learning_rate=1e-3, learning_rate_schedule="constant")
+
+    def params(config: DQNConfig, stop_at_500: bool) -> torch.Tensor:
+        stop = (lambda step, returns: False) if stop_at_500 else None
+        return train(config, seeds=2, device="cpu", on_eval=stop).network.params
+
+    at_500 = params(linear, True)
+    assert torch.equal(at_500, params(constant, True))
+    assert torch.equal(params(linear, False), at_500)
+    assert not torch.equal(params(constant, False), at_500)
 
 
 def test_exploration_chooses_per_step_what_the_schedule_and_each_seeds_numbers_say():

@@ -33,7 +33,10 @@ class DQNConfig:
     """Parallel training envs per seed; they share the seed's network and replay buffer."""
 
     learning_rate: float = 1e-4
-    """Optimizer step size."""
+    """Optimizer step size (at step 0, with a linear schedule)."""
+    learning_rate_schedule: Literal["constant", "linear"] = "constant"
+    """constant, or linear: from learning_rate at step 0 down to 0 at total_steps (RL Zoo's
+    'lin_' schedules), which slows learning as training ends so the final policy settles."""
     optimizer: Literal["adam", "adamw", "rmsprop"] = "adam"
     """Optimizer for the online network."""
     amsgrad: bool = False

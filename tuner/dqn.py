@@ -89,6 +89,13 @@ def epsilon(config: DQNConfig, step: int) -> float:
     return config.epsilon_end + span * max(0.0, 1.0 - step / config.epsilon_decay_steps)
 
 
+def learning_rate(config: DQNConfig, step: int) -> float:
+    """Step size for a training phase after `step` env steps."""
+    if config.learning_rate_schedule == "linear":
+        return config.learning_rate * max(0.0, 1.0 - step / config.total_steps)
+    return config.learning_rate
+
+
 class Exploration:
     """Epsilon-greedy choices for K seeds' E envs, drawn from each seed's own generator.
 
@@ -374,6 +381,7 @@ def train(
                         config.per_beta
                         + (config.per_beta_end - config.per_beta) * step / config.total_steps
                     )
+                    optimizer.lr = learning_rate(config, step)
                     update_target(target, online, config, times=owed)
                     owed = 0
                     for g in range(config.gradient_steps):
