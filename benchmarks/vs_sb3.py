@@ -74,9 +74,9 @@ def configs(steps: int) -> dict[str, tuple[DQNConfig, dict]]:
     return {"rl_zoo": (zoo, zoo_sb3), "sb3_default": (default, default_sb3)}
 
 
-def sb3_returns(model, episodes: int) -> np.ndarray:
+def sb3_returns(model, episodes: int, env_id: str = "CartPole-v1") -> np.ndarray:
     """SB3's greedy policy on the same fixed-seed episodes as tuner's evaluator."""
-    envs = [gym.make("CartPole-v1") for _ in range(episodes)]
+    envs = [gym.make(env_id) for _ in range(episodes)]
     obs = np.stack([env.reset(seed=EVAL_SEED + j)[0] for j, env in enumerate(envs)])
     total, active = np.zeros(episodes), np.ones(episodes, dtype=bool)
     while active.any():
@@ -88,17 +88,19 @@ def sb3_returns(model, episodes: int) -> np.ndarray:
     return total
 
 
-def run_sb3(kwargs: dict, steps: int, seed: int, episodes: int) -> dict:
+def run_sb3(
+    kwargs: dict, steps: int, seed: int, episodes: int, env_id: str = "CartPole-v1"
+) -> dict:
     from stable_baselines3 import DQN
 
-    model = DQN("MlpPolicy", "CartPole-v1", seed=seed, device="cpu", **kwargs)
+    model = DQN("MlpPolicy", env_id, seed=seed, device="cpu", **kwargs)
     start = time.perf_counter()
     model.learn(steps)
     wall = time.perf_counter() - start
     return {
         "wall": wall,
         "grad_steps": int(model._n_updates),
-        "return": float(sb3_returns(model, episodes).mean()),
+        "return": float(sb3_returns(model, episodes, env_id).mean()),
     }
 
 

@@ -82,7 +82,7 @@ def test_every_field_has_a_docstring():
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_configs_load(path):
-    assert load_config(path).env == "CartPole-v1"
+    assert load_config(path).env == ("Acrobot-v1" if "acrobot" in path.name else "CartPole-v1")
 
 
 def test_shipped_configs_match_their_sources():
@@ -112,3 +112,16 @@ def test_shipped_configs_match_their_sources():
         zoo.epsilon_decay_steps,
         zoo.hidden_sizes,
     ) == (10, 0.04, 8000, (256, 256))
+    acrobot = load_config("studies/configs/rl_zoo_acrobot.yaml")
+    assert (acrobot.learning_rate, acrobot.batch_size, acrobot.replay_size) == (6.3e-4, 128, 50000)
+    assert (acrobot.learning_starts, acrobot.train_frequency, acrobot.gradient_steps) == (0, 4, 4)
+    assert (acrobot.target_update_interval, acrobot.epsilon_end, acrobot.epsilon_decay_steps) == (
+        250,
+        0.1,
+        12000,  # exploration_fraction 0.12 of 100k steps
+    )
+    assert (acrobot.hidden_sizes, acrobot.grad_clip_norm, acrobot.total_steps) == (
+        (256, 256),
+        10.0,
+        100000,
+    )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import tempfile
@@ -10,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tuner.config import DQNConfig, field_names
+from tuner.config import DQNConfig, field_names, load_config
 from tuner.dqn import train
 from tuner.errors import TunerError
 from tuner.objective import FIXED_OUTSIDE_SPACE, objective, trial_config
@@ -95,6 +96,33 @@ def test_fixed_trial_gives_the_config_and_skips_switched_off_fields():
     config = trial_config(fixed_trial({**soft, "tau": 0.01}, rl_zoo), spec)
     assert config.tau == 0.01
     assert all(switch in field_names() for switch, _ in CONDITIONS.values())
+
+
+SHIPPED_STUDIES = sorted(Path("studies").glob("*.yaml"))
+ENQUEUED_COPIES = {
+    "cartpole.yaml": ["rl_zoo_cartpole", "pytorch_tutorial"],
+    "acrobot.yaml": ["rl_zoo_acrobot"],
+}
+"""The shipped configs (studies/configs/) each study's enqueued configs copy, in order."""
+
+
+@pytest.mark.parametrize("path", SHIPPED_STUDIES, ids=lambda p: p.name)
+def test_every_shipped_study_samples_valid_configs_and_enqueues_its_known_configs_as_written(path):
+    """50 random draws from each shipped study's space are valid configs of its env, and each
+    enqueued config is the shipped config it copies, with the study's env, budget and base."""
+    spec = load_study_spec(path)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(50):
+        trial = study.ask()
+        config = suggest_config(trial, spec.space, spec.fixed())
+        assert (config.env, config.total_steps) == (spec.env, spec.steps)
+        study.tell(trial, 0.0)
+    names = ENQUEUED_COPIES[path.name]
+    assert len(spec.enqueue) == len(names)
+    for known, name in zip(spec.enqueue, names):
+        shipped = dataclasses.asdict(load_config(f"studies/configs/{name}.yaml"))
+        expected = DQNConfig.from_dict({**shipped, **spec.fixed()})
+        assert trial_config(fixed_trial(known.params, known), spec) == expected, name
 
 
 def test_a_range_bounded_by_another_field_follows_that_field_in_each_trial():
