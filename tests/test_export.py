@@ -25,6 +25,8 @@ from tuner.export import (
     choose_trials,
     contenders,
     expected_aggregate,
+    find_study,
+    parse_args,
     success_interval,
 )
 from tuner.study import TIE
@@ -358,6 +360,7 @@ def bad_cases(root: Path) -> list[tuple[list[str], str]]:
         (["--study", study, "--race-seeds", "-1"], "must be 0 (none) or more"),
         (["--study", study, "--reserves", "-1"], "--reserves=-1 must be 0 (none) or more"),
         (["--study", study, "--device", "tpu"], "unknown device 'tpu'"),
+        (["--study", study, "--tie", "1.5"], "--tie=1.5 must be a number in [0, 1)"),
     ]
     if not torch.cuda.is_available():
         cases.append((["--study", study, "--device", "cuda"], "no CUDA GPU is available"))
@@ -413,6 +416,30 @@ def test_trials_within_one_percent_of_the_best_tie_with_it():
         study.add_trial(optuna.trial.create_trial(value=value, user_attrs={"config": {}}))
     assert [t.number for t in contenders(study)] == [0, 3, 1]
     assert [t.number for t in contenders(study, 2)] == [0, 3]
+
+
+def test_a_wider_tie_takes_every_trial_within_that_fraction_also_at_negative_scores():
+    """Acrobot's scores (steps to swing up, negated) have no cap to tie at: its study file widens
+    the tie to 10%, which at a best of -87.3 reaches down to -96.03."""
+    study = optuna.create_study(direction="maximize")
+    for value in (-87.3, -96.1, -95.0, -87.9, -100.0):
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs={"config": {}}))
+    assert [t.number for t in contenders(study)] == [0, 3]  # 1%: down to -88.17
+    assert [t.number for t in contenders(study, tie=0.1)] == [0, 3, 2]
+    assert [t.number for t in contenders(study, 2, tie=0.1)] == [0, 3]
+    assert [t.number for t in contenders(study, tie=0.0)] == [0]
+
+
+def test_the_tie_comes_from_the_study_file_the_study_recorded_unless_given(copy):
+    study = load(copy)
+    recorded = yaml.safe_load(study.user_attrs["study_file"])
+    url = f"sqlite:///{copy / 'tiny.db'}"
+    assert find_study(parse_args(["--storage", url]))[1].tie == TIE  # TINY says nothing
+    recorded["objective"]["tie"] = 0.2
+    study.set_user_attr("study_file", yaml.safe_dump(recorded))
+    assert find_study(parse_args(["--storage", url]))[1].tie == 0.2
+    assert find_study(parse_args(["--storage", url, "--tie", "0.05"]))[1].tie == 0.05
+    assert find_study(parse_args(["--study", str(copy / "tiny.yaml")]))[1].tie == 0.2
 
 
 def test_equal_scores_rank_the_trial_that_got_there_sooner_first():

@@ -291,6 +291,11 @@ BAD = [
         TINY.replace("last: 1}", "last: 1, confirm: -1}"),
         "objective.confirm=-1 must be a whole number >= 0",
     ),
+    (
+        TINY.replace("last: 1}", "last: 1, tie: 1.5}"),
+        "objective.tie=1.5 must be a number in [0, 1)",
+    ),
+    (TINY.replace("last: 1}", "last: 1, tie: wide}"), "objective.tie='wide' must be a number"),
     ("env: CartPole-v1\nbudget: [1]\nspace: {gamma: 0.9}\n", "'budget' must be a mapping"),
     ("env: CartPole-v1\nspace: {gamma: [0.9\n", "not valid YAML"),
 ]

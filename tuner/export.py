@@ -32,7 +32,15 @@ from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.report import plot_learning_curve, plot_study, write_curve_csv
 from tuner.run import DEFAULT_STUDY, open_storage
-from tuner.study import TIE, aggregate, close_to_best, load_study_spec, rank, study_dir
+from tuner.study import (
+    TIE,
+    aggregate,
+    close_to_best,
+    load_study_spec,
+    rank,
+    read_tie,
+    study_dir,
+)
 
 FRESH_SEEDS = 1_000_000
 """Export seeds start here, far above the trial seeds (a block of seeds + confirm per trial;
@@ -92,8 +100,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--contenders",
         type=int,
         default=20,
-        help="when several trials tie at the best score (within 1%%), consider up to this many "
-        "(default 20; 1 takes the first); the one that verifies best becomes best.yaml",
+        help="when several trials tie at the best score (within --tie), consider up to this "
+        "many (default 20; 1 takes the first); the one that verifies best becomes best.yaml",
+    )
+    p.add_argument(
+        "--tie",
+        type=float,
+        default=None,
+        help="trials within this fraction of the best score tie with it (default: the study "
+        "file's objective.tie, 0.01 unless it says otherwise)",
     )
     p.add_argument(
         "--race-seeds",
@@ -132,6 +147,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise TunerError("give --trial N or --top K, not both")
     if args.study is not None and args.storage is not None:
         raise TunerError("give --study FILE or --storage URL --study-name NAME, not both")
+    if args.tie is not None:
+        read_tie(args.tie, "--tie")
     return args
 
 
@@ -143,6 +160,8 @@ class Source:
     name: str
     aggregate: str
     out: Path
+    tie: float = TIE
+    """Trials within this fraction of the best score tie with it: --tie, else the study file's."""
 
 
 def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
@@ -168,8 +187,11 @@ def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
     study = optuna.load_study(study_name=name, storage=storage)
     # trials were scored with the study file the study recorded when it was created
     recorded = yaml.safe_load(study.user_attrs.get("study_file") or "") or {}
-    how = recorded.get("objective", {}).get("aggregate") or (spec.aggregate if spec else "iqm")
-    return study, Source(url, name, how, study_dir(name, spec.path if spec else None))
+    objective = recorded.get("objective") or {}
+    how = objective.get("aggregate") or (spec.aggregate if spec else "iqm")
+    tie = args.tie if args.tie is not None else objective.get("tie", spec.tie if spec else TIE)
+    out = study_dir(name, spec.path if spec else None)
+    return study, Source(url, name, how, out, read_tie(tie, f"study {name!r}: objective.tie"))
 
 
 def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[FrozenTrial]:
@@ -194,11 +216,14 @@ def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[Froz
     return sorted(complete, key=rank)[:top]
 
 
-def contenders(study: optuna.Study, limit: int | None = None) -> list[FrozenTrial]:
-    """The complete trials that tie with the best (within TIE of its score, see
+def contenders(
+    study: optuna.Study, limit: int | None = None, tie: float = TIE
+) -> list[FrozenTrial]:
+    """The complete trials that tie with the best (within `tie` of its score, see
     tuner.study.close_to_best), best first, at most `limit`: which of them holds up only
     verification shows."""
-    return close_to_best(choose_trials(study, None, len(study.get_trials(deepcopy=False))))[:limit]
+    everything = choose_trials(study, None, len(study.get_trials(deepcopy=False)))
+    return close_to_best(everything, tie)[:limit]
 
 
 def pick_best(verified: list[Verified]) -> list[Verified]:
@@ -643,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     study, source = find_study(args)
     contest = args.trial is None and args.top == 1  # best.yaml: the best verified contender
     if contest:
-        chosen = contenders(study, args.contenders)
+        chosen = contenders(study, args.contenders, source.tie)
     else:
         chosen = choose_trials(study, args.trial, args.top)
     racing = contest and args.race_seeds > 0 and len(chosen) > args.finalists
@@ -660,8 +685,8 @@ def main(argv: list[str] | None = None) -> int:
     considered, top = len(chosen), chosen[0]
     if contest and len(chosen) > 1:
         print(
-            f"{len(chosen)} trials are within {TIE:.0%} of the best score ({describe(chosen)}), "
-            "too close for the study to tell apart"
+            f"{len(chosen)} trials are within {source.tie:.0%} of the best score "
+            f"({describe(chosen)}), too close for the study to tell apart"
         )
     raced: list[Verified] = []
     if racing:
@@ -715,10 +740,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwrote {', '.join(f'{v.label}.yaml' for v in verified)}, report.md and plots in {out}")
     print(f"uploaded {uploaded} artifacts to the study's artifact store ({out / 'artifacts'})")
     print(f"train it again: python -m tuner.train {out / (verified[0].label + '.yaml')}")
-    ties = len(contenders(study)) if args.trial is None else 0
+    ties = len(contenders(study, tie=source.tie)) if args.trial is None else 0
     if ties > considered:
         print(
-            f"{ties - considered} more trial(s) within {TIE:.0%} of trial {top.number}'s "
+            f"{ties - considered} more trial(s) within {source.tie:.0%} of trial {top.number}'s "
             f"{top.value:.1f} were not considered: python -m tuner.export "
             f"{'--contenders' if args.top == 1 else '--top'} {ties} takes them all"
         )

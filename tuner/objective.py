@@ -21,8 +21,9 @@ FIXED_OUTSIDE_SPACE = "fixed_outside_space"
 def objective(trial: optuna.Trial, spec: StudySpec, *, device: str = "auto") -> float:
     """Train the trial's config on spec.seeds fresh seeds; its value is the objective's aggregate
     of the seeds' returns, averaged over the last evaluations. Pruned trials stop at once. With
-    spec.confirm, a trial whose own seeds score within 1% of the best so far trains that many
-    more seeds, and its value becomes the aggregate over all of them (see contends)."""
+    spec.confirm, a trial whose own seeds score within spec.tie (1% by default) of the best so
+    far trains that many more seeds, and its value becomes the aggregate over all of them (see
+    contends)."""
     own, extra = spec.trial_seeds(trial.number)
     config = trial_config(trial, spec).replace(seed=own[0])
     trial.set_user_attr("config", config.to_dict())
@@ -60,7 +61,7 @@ def objective(trial: optuna.Trial, spec: StudySpec, *, device: str = "auto") -> 
     trial.set_user_attr("final_returns", returns[-1].round(2).tolist())
     record_speed(result.env_steps, spec.seeds)
     value = score(returns, spec)
-    if extra and contends(trial.study, value):
+    if extra and contends(trial.study, value, spec.tie):
         trial.set_user_attr("own_seeds_value", round(value, 2))
         trial.set_user_attr("seeds", own + extra)
         try:
@@ -93,7 +94,7 @@ def score(returns: np.ndarray, spec: StudySpec) -> float:
     return float(np.mean([aggregate(r, spec.aggregate) for r in returns[-spec.last_evals :]]))
 
 
-def contends(study: optuna.Study, value: float) -> bool:
+def contends(study: optuna.Study, value: float, tie: float) -> bool:
     """Whether a trial that scored `value` on its own seeds ties with (tuner.study.ties_with, the
     rule of tuner.export's contenders) or beats the best own-seeds score of the complete trials so
     far: those are the trials worth more seeds, because at a capped return a few seeds often all
@@ -103,4 +104,4 @@ def contends(study: optuna.Study, value: float) -> bool:
         t.user_attrs.get("own_seeds_value", t.value)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ]
-    return not own or ties_with(value, max(own))
+    return not own or ties_with(value, max(own), tie)

@@ -31,7 +31,7 @@ from tuner.cli import run_main, stop_signals_as_ctrl_c
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.objective import FIXED_OUTSIDE_SPACE, objective
-from tuner.study import TIE, StudySpec, close_to_best, load_study_spec, study_dir
+from tuner.study import StudySpec, close_to_best, load_study_spec, study_dir
 
 DEFAULT_STUDY = Path("studies/cartpole.yaml")
 HEARTBEAT_SECONDS = 5
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         f"tuning {spec.env} in study {name!r} ({url}): {args.jobs} worker(s), until "
         f"{args.trials} finished trials; {spec.seeds} seeds x {spec.steps:,} steps per trial"
         + (
-            f", {spec.confirm} more for a trial whose own seeds score within {TIE:.0%} of the best"
+            f", {spec.confirm} more for a trial whose own seeds score within {spec.tie:.0%} of the best"
             if spec.confirm
             else ""
         )
@@ -489,9 +489,9 @@ def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: 
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
     print(f"{len(complete) + pruned} finished trials ({pruned} pruned) in study {name!r}")
     if complete:
-        best, *ties = close_to_best(complete)  # tuner.export's contenders, in its order
+        best, *ties = close_to_best(complete, spec.tie)  # tuner.export's contenders, in order
         tied = (
-            f" (tied with {len(ties)} more within {TIE:.0%}, ranked first by its whole curve; "
+            f" (tied with {len(ties)} more within {spec.tie:.0%}, ranked first by its whole curve; "
             "tuner.export races the ties on fresh seeds)"
             if ties
             else ""

@@ -30,6 +30,12 @@ PRUNERS = {
     "none": optuna.pruners.NopPruner,
 }
 AGGREGATES = ("mean", "median", "min", "iqm")
+TIE = 0.01
+"""The default `objective.tie`: complete trials within this much (relative) of the best score tie
+with it. A capped return (CartPole's 500) makes exact ties common, and a few evaluation episodes
+on a few seeds cannot tell 498 from 500 either. `tuner.run` counts the ties and `tuner.export`
+verifies them. An uncapped return needs a tolerance the size of its noise (studies/acrobot.yaml
+takes 0.1)."""
 KEYS = ("env", "budget", "seeds", "objective", "base", "space", "enqueue", "sampler", "pruner")
 
 
@@ -59,8 +65,8 @@ class StudySpec:
     last_evals: int
     """The trial's value is the aggregate averaged over its last n evaluations."""
     confirm: int
-    """Seeds trained in addition, after its own, for a trial whose own seeds score within TIE of
-    the best own-seeds score so far; its value is then the aggregate over all its seeds
+    """Seeds trained in addition, after its own, for a trial whose own seeds score within `tie`
+    of the best own-seeds score so far; its value is then the aggregate over all its seeds
     (0: never)."""
     base: dict[str, Any]
     space: dict[str, Param]
@@ -69,6 +75,8 @@ class StudySpec:
     sampler_options: dict[str, Any] = field(default_factory=dict)
     pruner: str = "median"
     pruner_options: dict[str, Any] = field(default_factory=dict)
+    tie: float = TIE
+    """Trials within this fraction of the best score tie with it (see TIE)."""
 
     @property
     def name(self) -> str:
@@ -141,7 +149,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
     seeds = _whole(data.get("seeds", 3), f"{src}: seeds")
 
     objective = _mapping(data, "objective", src)
-    _only(objective, ("aggregate", "last", "confirm"), f"{src}: objective")
+    _only(objective, ("aggregate", "last", "confirm", "tie"), f"{src}: objective")
     how = objective.get("aggregate", "iqm")
     if how not in AGGREGATES:
         raise TunerError(
@@ -149,6 +157,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
         )
     last = _whole(objective.get("last", 1), f"{src}: objective.last")
     confirm = _whole(objective.get("confirm", 0), f"{src}: objective.confirm", least=0)
+    tie = read_tie(objective.get("tie", TIE), f"{src}: objective.tie")
 
     base = _mapping(data, "base", src)
     space = parse_space(data["space"], source=src)
@@ -167,6 +176,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
         aggregate=how,
         last_evals=last,
         confirm=confirm,
+        tie=tie,
         base=base,
         space=space,
         enqueue=[],
@@ -194,6 +204,16 @@ def load_study_spec(path: str | Path) -> StudySpec:
         except (TypeError, ValueError) as exc:
             raise TunerError(f"{src}: {kind} options are not accepted: {exc}") from None
     return spec
+
+
+def read_tie(value: Any, where: str) -> float:
+    """A tie tolerance: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise TunerError(
+            f"{where}={value!r} must be a number in [0, 1): the fraction of the best score "
+            "within which trials tie (0.01 for a capped return such as CartPole's 500)"
+        )
+    return float(value)
 
 
 def _mapping(data: dict, key: str, src: str) -> dict:
@@ -269,18 +289,12 @@ def rank(trial: FrozenTrial) -> tuple:
     return (-trial.value, -float(np.mean(curve)) if curve else np.inf, trial.number)
 
 
-TIE = 0.01
-"""Complete trials within this much (relative) of the best score tie with it: a capped return
-(CartPole's 500) makes exact ties common, and a few evaluation episodes on a few seeds cannot tell
-498 from 500 either. `tuner.run` counts them and `tuner.export` verifies them."""
+def ties_with(value: float, best: float, tie: float = TIE) -> bool:
+    """Whether a score is within `tie` (relative) of the best score (or above it)."""
+    return value >= best - tie * max(abs(best), 1e-9)
 
 
-def ties_with(value: float, best: float) -> bool:
-    """Whether a score is within TIE of the best score (or above it)."""
-    return value >= best - TIE * max(abs(best), 1e-9)
-
-
-def close_to_best(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The complete trials within TIE of the best score, best first (by `rank`)."""
+def close_to_best(trials: list[FrozenTrial], tie: float = TIE) -> list[FrozenTrial]:
+    """The complete trials within `tie` of the best score, best first (by `rank`)."""
     ranked = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=rank)
-    return [t for t in ranked if ties_with(t.value, ranked[0].value)]
+    return [t for t in ranked if ties_with(t.value, ranked[0].value, tie)]
