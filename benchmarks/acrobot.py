@@ -1,7 +1,7 @@
 """tuner's Acrobot-v1 study pick against RL Zoo's tuned Acrobot DQN, on the same held-out seeds.
 
     pip install -e ".[bench]"
-    python benchmarks/acrobot.py                     # about 45 min on 2 cores, most of it SB3's
+    python benchmarks/acrobot.py                     # up to an hour on 2 cores, most of it SB3
     python benchmarks/acrobot.py --only pick,zoo_20k --seeds 3   # tuner's rows alone, 2 min
 
 Each row trains one config on seeds --first, --first + 1, ... (5,000,000 up by default: no study,
@@ -68,7 +68,11 @@ def tuner_row(config: DQNConfig, seeds: list[int], episodes: int) -> dict:
 
 
 def sb3_row(steps: int, seeds: list[int], episodes: int) -> dict:
-    runs = [run_sb3(ZOO_SB3, steps, seed, episodes, ENV) for seed in seeds]
+    runs = []
+    for seed in seeds:  # several minutes each: say how each went
+        run = run_sb3(ZOO_SB3, steps, seed, episodes, ENV)
+        print(f"    SB3 seed {seed}: {run['return']:.1f} in {run['wall']:.0f} s", flush=True)
+        runs.append(run)
     return {
         "steps": steps,
         "wall": sum(r["wall"] for r in runs),
