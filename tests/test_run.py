@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from tests.test_study import TINY, load_study_spec_text
 from tuner.errors import TunerError
 from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, Interrupts, open_storage, summary
+from tuner.study import load_study_spec
 
 
 def run(tmp_path, *args: str, wait: bool = True, sigint_ignored: bool = False):
@@ -295,6 +296,18 @@ def test_the_summary_names_the_trial_the_export_ranks_first(capsys):
     out = capsys.readouterr().out
     assert "best: trial 1, value 500.0 (tied with 2 more within 1%" in out
     assert "python -m tuner.export --storage sqlite:///tied.db --study-name tied" in out
+
+
+def test_the_summary_counts_ties_with_the_study_files_tolerance(capsys):
+    """studies/acrobot.yaml ties trials within 10%: at a best of -87.0 that reaches -95.7."""
+    spec = load_study_spec("studies/acrobot.yaml")
+    study = optuna.create_study(direction="maximize")
+    for value in (-95.0, -87.0, -96.0):
+        trial = study.ask()
+        trial.report(value, 0)
+        study.tell(trial, value)
+    summary(study, "acro", "sqlite:///acro.db", spec, default=False)
+    assert "best: trial 1, value -87.0 (tied with 1 more within 10%" in capsys.readouterr().out
 
 
 def test_the_summary_shows_the_best_config_as_yaml_with_its_values_outside_the_space(capsys):

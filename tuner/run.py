@@ -31,7 +31,7 @@ from tuner.cli import run_main, stop_signals_as_ctrl_c
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.objective import FIXED_OUTSIDE_SPACE, objective
-from tuner.study import StudySpec, close_to_best, load_study_spec, study_dir
+from tuner.study import TIE, StudySpec, close_to_best, load_study_spec, study_dir
 
 DEFAULT_STUDY = Path("studies/cartpole.yaml")
 HEARTBEAT_SECONDS = 5
@@ -431,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         f"tuning {spec.env} in study {name!r} ({url}): {args.jobs} worker(s), until "
         f"{args.trials} finished trials; {spec.seeds} seeds x {spec.steps:,} steps per trial"
         + (
-            f", {spec.confirm} more for a trial whose own seeds score within {spec.tie:.0%} of the best"
+            f", {spec.confirm} more for a trial whose own seeds score within "
+            f"{spec.tie * 100:g}% of the best"
             if spec.confirm
             else ""
         )
@@ -483,16 +484,19 @@ def as_yaml(value: object) -> str:
     return yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
 
 
-def summary(study: optuna.Study, name: str, url: str, spec: StudySpec, default: bool) -> None:
+def summary(
+    study: optuna.Study, name: str, url: str, spec: StudySpec | None, default: bool
+) -> None:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
     print(f"{len(complete) + pruned} finished trials ({pruned} pruned) in study {name!r}")
     if complete:
-        best, *ties = close_to_best(complete, spec.tie)  # tuner.export's contenders, in order
+        tie = spec.tie if spec else TIE
+        best, *ties = close_to_best(complete, tie)  # tuner.export's contenders, in its order
         tied = (
-            f" (tied with {len(ties)} more within {spec.tie:.0%}, ranked first by its whole curve; "
-            "tuner.export races the ties on fresh seeds)"
+            f" (tied with {len(ties)} more within {tie * 100:g}%, ranked first by its whole "
+            "curve; tuner.export races the ties on fresh seeds)"
             if ties
             else ""
         )
