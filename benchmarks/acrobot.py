@@ -11,7 +11,8 @@ reset seeds, with one torch thread:
 - zoo_sb3: RL Zoo's tuned config (studies/configs/rl_zoo_acrobot.yaml) trained by
   Stable-Baselines3 for its own 100k env steps, one seed at a time: what RL Zoo's users get;
 - zoo_100k: the same config trained by tuner for 100k steps, all seeds in one batched run;
-- zoo_20k: the same config trained by tuner at the study's budget, 20k steps;
+- zoo_20k: the same config trained by tuner at the study's budget, 20k steps, its epsilon
+  falling over the same 12% of them (the study's enqueued trial keeps 12,000 steps, as written);
 - pick: the config `python -m tuner.export` picked from `python -m tuner.run --study
   studies/acrobot.yaml --trials 100` (--config, default studies/configs/acrobot_pick.yaml), 20k.
 
