@@ -267,6 +267,16 @@ def test_unreachable_database_is_one_sentence_and_exit_2(tmp_path):
     assert "cannot open storage" in done.stderr
 
 
+@pytest.mark.parametrize("tool", ["tuner.run", "tuner.export", "tuner.dashboard"])
+def test_no_study_file_outside_the_project_is_one_sentence_and_exit_2(tmp_path, tool):
+    done = subprocess.run(
+        [sys.executable, "-m", tool], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "no --study given" in done.stderr and "--study FILE" in done.stderr
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(tmp_path):
     blowup = TINY.replace("env: CartPole-v1", "env: tests.toy_envs:Blowup-v0").replace(
         "base: {", "base: {loss: mse, grad_clip_norm: null, "

@@ -15,8 +15,8 @@ import optuna
 
 from tuner.cli import run_main
 from tuner.errors import TunerError
-from tuner.run import DEFAULT_STUDY, open_storage
-from tuner.study import load_study_spec, study_dir
+from tuner.run import open_storage, read_study
+from tuner.study import study_dir
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def resolve(args: argparse.Namespace) -> tuple[str, optuna.storages.RDBStorage, Path | None]:
     """The storage URL, the opened storage, and the artifact directory the command serves."""
-    spec = None if args.storage else load_study_spec(args.study or DEFAULT_STUDY)
+    spec = None if args.storage else read_study(args.study)
     url = args.storage or spec.default_storage
     storage = open_storage(url, existing=True)
     if args.artifact_dir is not None or spec is not None:

@@ -31,12 +31,11 @@ from tuner.dqn import TrainResult, evaluate, resolve_device, save_checkpoints, t
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.report import plot_learning_curve, plot_study, write_curve_csv
-from tuner.run import DEFAULT_STUDY, open_storage
+from tuner.run import open_storage, read_study
 from tuner.study import (
     TIE,
     aggregate,
     close_to_best,
-    load_study_spec,
     rank,
     read_tie,
     study_dir,
@@ -166,7 +165,7 @@ class Source:
 
 def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
     """Load an existing study; nothing is created, and a missing one is a TunerError."""
-    spec = None if args.storage else load_study_spec(args.study or DEFAULT_STUDY)
+    spec = None if args.storage else read_study(args.study)
     url = args.storage or spec.default_storage
     storage = open_storage(url, existing=True)
     names = [

@@ -39,11 +39,21 @@ GRACE_SECONDS = 20
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
+def read_study(path: Path | None) -> StudySpec:
+    """The study file at `path`, or the default one, looked up in the current folder."""
+    if path is None:
+        if not DEFAULT_STUDY.is_file():
+            raise TunerError(
+                f"no --study given, and the default study file {DEFAULT_STUDY} is not in "
+                f"{Path.cwd()}: run from the project's root folder, or pass --study FILE"
+            )
+        path = DEFAULT_STUDY
+    return load_study_spec(path)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tuner.run", description=__doc__)
-    p.add_argument(
-        "--study", type=Path, default=DEFAULT_STUDY, help="study file (default %(default)s)"
-    )
+    p.add_argument("--study", type=Path, default=None, help=f"study file (default {DEFAULT_STUDY})")
     p.add_argument(
         "--trials",
         type=int,
@@ -400,7 +410,7 @@ def create_or_load_study(spec: StudySpec, url: str, name: str, command: str) -> 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stop_signals_as_ctrl_c()
-    spec = load_study_spec(args.study)
+    spec = read_study(args.study)
     if args.trials < 1 or args.jobs < 1:
         raise TunerError("--trials and --jobs must be at least 1")
     url = args.storage or spec.default_storage
