@@ -57,7 +57,7 @@ def test_same_seed_twice_gives_identical_returns_and_weights():
     assert torch.equal(a.network.params, b.network.params)
 
 
-@pytest.mark.parametrize("hidden", [(16,), (64, 64)])
+@pytest.mark.parametrize("hidden", [(16,), (64, 64), (256, 256)])
 def test_a_seed_trains_to_the_same_bits_alone_first_middle_or_last_in_a_batch(hidden):
     # 114 and 4610 weights a seed: without the row padding, the fused Adam kernel's scalar tail
     # (the last numel % 16 floats) rounded the last seed's final weights differently
