@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.image
@@ -281,6 +283,84 @@ def test_more_ties_than_finalists_race_on_seeds_of_their_own_first(tmp_path):
     assert no_race.returncode == 0, no_race.stderr
     assert "racing" not in no_race.stdout and not (tmp_path / "all" / "race.json").exists()
     assert all((tmp_path / "all" / name).is_dir() for name in ("trial-0", "trial-1", "trial-3"))
+
+
+def test_worker_processes_verify_to_the_same_bits_as_one_at_a_time(tmp_path):
+    """Three tied CartPole trials (learning rates 1e-3, 3e-3, 1e-2), raced and verified with
+    --jobs 1 and with --jobs 2: every return and every checkpoint's weights are equal."""
+    base = DQNConfig(
+        total_steps=1500, learning_starts=200, batch_size=32, hidden_sizes=(32,), eval_every=750,
+        eval_episodes=2, epsilon_decay_steps=800, target_update_interval=100,
+    )  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'cp.db'}"
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    configs = [base.replace(learning_rate=x) for x in (1e-3, 3e-3, 1e-2)]
+    finished_study(url, "cp", "learning_rate", lr, [(c, 100.0) for c in configs])
+    args = ["--storage", url, "--study-name", "cp", "--episodes", "3", "--seeds", "2"]
+    race = ["--race-seeds", "2", "--finalists", "2"]
+    runs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}"
+        done = export(*args, *race, "--jobs", jobs, "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        runs[jobs] = out
+    assert "3 configs x 2 fresh seeds x 1,500 steps, 2 at a time" in done.stdout
+    one, two = runs["1"], runs["2"]
+
+    def summaries(path: Path) -> list[dict]:  # race.json's rows, or one verification.json
+        data = json.loads(path.read_text())
+        rows = data if isinstance(data, list) else [data]
+        return [{k: v for k, v in r.items() if k != "retrain_seconds"} for r in rows]
+
+    assert summaries(one / "race.json") == summaries(two / "race.json")
+    checkpoints = sorted(p.relative_to(one) for p in one.rglob("seed-*.pt"))
+    assert len(checkpoints) >= 4 and checkpoints == sorted(
+        p.relative_to(two) for p in two.rglob("seed-*.pt")
+    )
+    for path in checkpoints:
+        a, b = (torch.load(root / path, weights_only=True)["weights"] for root in (one, two))
+        assert all(torch.equal(a[name], b[name]) for name in a)
+    verifications = sorted(p.relative_to(one) for p in one.rglob("verification.json"))
+    assert len(verifications) >= 2
+    for path in verifications:
+        a, b = (summaries(root / path) for root in (one, two))
+        assert a == b
+
+
+def test_interrupting_workers_mid_race_exits_130_stops_them_and_writes_nothing(tmp_path):
+    long = DQNConfig(total_steps=500_000, learning_starts=200, hidden_sizes=(32,), eval_every=0)
+    url = f"sqlite:///{tmp_path / 'long.db'}"
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    configs = [long.replace(learning_rate=x) for x in (1e-3, 2e-3, 3e-3)]
+    finished_study(url, "long", "learning_rate", lr, [(c, 100.0) for c in configs])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "tuner.export", "--storage", url, "--study-name", "long"]
+    cmd += ["--finalists", "2", "--jobs", "2", "--out", str(out)]
+    # started as a script's background job starts: with SIGINT ignored
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore
+    )
+    for line in proc.stdout:
+        if "2 at a time" in line:
+            break
+    time.sleep(3)  # the workers are training
+    workers = [int(p) for p in subprocess.check_output(["pgrep", "-P", str(proc.pid)]).split()]
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 130
+    assert "interrupted" in proc.stderr.read()
+    assert not out.exists()
+    time.sleep(1)
+    assert not [pid for pid in workers if alive(pid)]
+
+
+def alive(pid: int) -> bool:
+    """Running, not gone or a zombie waiting for a container's init to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_when_no_finalist_solves_every_fresh_seed_reserves_from_the_race_are_verified(tmp_path):

@@ -11,9 +11,12 @@ class Diverged(TunerError):
     """Training produced a non-finite loss or Q-value."""
 
     def __init__(self, step: int, seed: int, what: str = "loss") -> None:
-        self.step = step
-        self.seed = seed
+        self.step, self.seed, self.what = step, seed, what
         super().__init__(
             f"training diverged: non-finite {what} for seed {seed} at env step {step}; "
             "try a lower learning_rate or a gradient clamp"
         )
+
+    def __reduce__(self) -> tuple:
+        # pickled by its arguments, not its message, so it crosses from a worker process intact
+        return (Diverged, (self.step, self.seed, self.what))

@@ -12,6 +12,9 @@ import itertools
 import json
 import math
 import mimetypes
+import multiprocessing as mp
+import os
+import signal
 import sys
 import uuid
 import warnings
@@ -24,8 +27,9 @@ import sqlalchemy
 import torch
 import yaml
 from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
 
-from tuner.cli import run_main
+from tuner.cli import run_main, stop_signals_as_ctrl_c
 from tuner.config import DQNConfig, save_config
 from tuner.dqn import TrainResult, evaluate, resolve_device, save_checkpoints, train
 from tuner.envs import check_env
@@ -132,11 +136,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=10, help="fresh seeds to verify on (default 10)")
     p.add_argument("--episodes", type=int, default=100, help="greedy episodes per seed")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="on the CPU, retrain this many configs at once in worker processes (default: "
+        "cores); the weights are the same either way",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default studies/<name>)")
     args = p.parse_args(argv)
-    if min(args.seeds, args.top, args.episodes, args.contenders, args.finalists) < 1:
+    if min(args.seeds, args.top, args.episodes, args.contenders, args.finalists, args.jobs) < 1:
         raise TunerError(
-            "--seeds, --top, --episodes, --contenders and --finalists must be at least 1"
+            "--seeds, --top, --episodes, --contenders, --finalists and --jobs must be at least 1"
         )
     for name in ("race_seeds", "reserves"):
         if getattr(args, name) < 0:
@@ -372,6 +383,21 @@ class Verified:
         return line
 
 
+def trial_config(trial: FrozenTrial, seeds: list[int]) -> DQNConfig:
+    """The trial's own config (the study's budget), trained from the first fresh seed."""
+    config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
+    return config.replace(seed=seeds[0])
+
+
+def retrain(
+    config: DQNConfig, seeds: int, device: torch.device | str, episodes: int, progress: bool
+) -> tuple[TrainResult, np.ndarray]:
+    """Train `seeds` seeds of config and play `episodes` greedy episodes with each: the result
+    and the returns [seeds, episodes]."""
+    result = train(config, seeds=seeds, device=device, progress=progress)
+    return result, evaluate(result.network, config.env, episodes)
+
+
 def verify(
     trial: FrozenTrial,
     label: str,
@@ -380,27 +406,96 @@ def verify(
     episodes: int,
     source: Source,
 ) -> Verified:
-    # the trial's own config: the study's budget, trained from the first fresh seed
-    config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
-    config = config.replace(seed=seeds[0])
+    config = trial_config(trial, seeds)
     print(
         f"{label}: trial {trial.number} (study score {trial.value:.1f}), retraining "
         f"{len(seeds)} fresh seeds x {config.total_steps:,} steps"
     )
-    result = train(config, seeds=len(seeds), device=device, progress=True)
+    result, returns = retrain(config, len(seeds), device, episodes, progress=True)
     print(
-        f"  trained in {result.wall_seconds:.1f} s; evaluating {episodes} greedy episodes per seed"
+        f"  trained in {result.wall_seconds:.1f} s; evaluated {episodes} greedy episodes per seed"
     )
+    return verified(trial, label, config, seeds, result, returns, source)
+
+
+def verified(
+    trial: FrozenTrial,
+    label: str,
+    config: DQNConfig,
+    seeds: list[int],
+    result: TrainResult,
+    returns: np.ndarray,
+    source: Source,
+) -> Verified:
     return Verified(
         trial=trial,
         label=label,
         config=config,
         seeds=seeds,
-        returns=evaluate(result.network, config.env, episodes),
+        returns=returns,
         threshold=check_env(config.env).reward_threshold,
         aggregate=source.aggregate,
         result=result,
     )
+
+
+def verify_all(
+    chosen: list[FrozenTrial],
+    labels: list[str],
+    seeds: list[int],
+    device: torch.device,
+    episodes: int,
+    source: Source,
+    jobs: int,
+) -> list[Verified]:
+    """verify() each trial, in `jobs` worker processes at once on the CPU (one at a time on a
+    GPU, or with jobs 1). Each config trains in one process as it would alone, so its weights
+    are the same to the bit either way; the results come back in the order given."""
+    jobs = min(jobs, len(chosen))
+    if jobs <= 1 or device.type != "cpu":
+        return [verify(t, lab, seeds, device, episodes, source) for t, lab in zip(chosen, labels)]
+    configs = [trial_config(t, seeds) for t in chosen]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    print(
+        f"retraining {len(chosen)} configs x {len(seeds)} fresh seeds x "
+        f"{configs[0].total_steps:,} steps, {jobs} at a time ({threads} torch thread(s) each)"
+    )
+    done: list[Verified | None] = [None] * len(chosen)
+    tasks = [(i, (c, len(seeds), "cpu", episodes, False)) for i, c in enumerate(configs)]
+    # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
+    pool = mp.get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(threads,))
+    try:
+        results = pool.imap_unordered(_retrain_task, tasks)
+        bar = tqdm(results, total=len(tasks), unit="config", dynamic_ncols=True, leave=False)
+        for i, (result, returns) in bar:
+            v = verified(chosen[i], labels[i], configs[i], seeds, result, returns, source)
+            done[i] = v
+            tqdm.write(
+                f"{labels[i]}: trial {v.trial.number} (study score {v.trial.value:.1f}) trained "
+                f"in {result.wall_seconds:.1f} s: {v.aggregate} {v.verified_score:.1f}, "
+                f"solved {v.solved}"
+            )
+        pool.close()
+    except BaseException:  # Ctrl-C or a worker's error: stop every worker now
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    return [v for v in done if v is not None]
+
+
+def _start_worker(threads: int) -> None:
+    # Ctrl-C reaches the whole process group; the parent stops the workers itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+
+
+def _retrain_task(
+    task: tuple[int, tuple[DQNConfig, int, str, int, bool]],
+) -> tuple[int, tuple[TrainResult, np.ndarray]]:
+    """A worker process's job: (index, retrain's arguments) -> (index, retrain's result)."""
+    i, args = task
+    return i, retrain(*args)
 
 
 def race(
@@ -410,6 +505,7 @@ def race(
     device: torch.device,
     episodes: int,
     source: Source,
+    jobs: int = 1,
 ) -> tuple[list[FrozenTrial], list[Verified]]:
     """Too many ties to verify each in full: retrain every one on a few fresh seeds of the race's
     own, and send the `finalists` that do best there (the same order as pick_best) on to the full
@@ -419,10 +515,8 @@ def race(
         f"racing them first: each retrained on {len(seeds)} fresh seeds "
         f"({seeds[0]}-{seeds[-1]}), the best {finalists} go on to the full verification"
     )
-    ran = [
-        verify(t, f"race {i + 1}/{len(chosen)}", seeds, device, episodes, source)
-        for i, t in enumerate(chosen)
-    ]
+    labels = [f"race {i + 1}/{len(chosen)}" for i in range(len(chosen))]
+    ran = verify_all(chosen, labels, seeds, device, episodes, source, jobs)
     ranked = pick_best(ran)
     print(f"\nrace on {len(seeds)} fresh seeds, {episodes} greedy episodes each:")
     print(race_table(ranked, finalists))
@@ -664,6 +758,7 @@ def attach_to_finished_trial(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    stop_signals_as_ctrl_c()  # SIGTERM and kill -INT stop it as Ctrl-C does, also in the background
     study, source = find_study(args)
     contest = args.trial is None and args.top == 1  # best.yaml: the best verified contender
     if contest:
@@ -689,7 +784,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     raced: list[Verified] = []
     if racing:
-        chosen, raced = race(chosen, race_seeds, args.finalists, device, args.episodes, source)
+        chosen, raced = race(
+            chosen, race_seeds, args.finalists, device, args.episodes, source, args.jobs
+        )
     if contest and len(chosen) > 1:
         print(
             f"verifying {'the finalists' if racing else 'each'} on the same {len(seeds)} fresh "
@@ -702,9 +799,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         labels = [f"top-{i + 1}" for i in range(len(chosen))]
 
-    verified = [
-        verify(t, label, seeds, device, args.episodes, source) for t, label in zip(chosen, labels)
-    ]
+    verified = verify_all(chosen, labels, seeds, device, args.episodes, source, args.jobs)
     finalists = len(verified)
     if racing:
         reserves = raced[finalists : finalists + args.reserves]

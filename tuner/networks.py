@@ -131,6 +131,31 @@ class BatchedQNetwork:
                 w[k].copy_(torch.empty(w.shape[1:]).uniform_(-bound, bound, generator=gen))
                 b[k].copy_(torch.empty(b.shape[1:]).uniform_(-bound, bound, generator=gen))
 
+    def __getstate__(self) -> dict:
+        """Pickled as what builds it plus its weights, in numpy (worker processes send trained
+        networks back this way); unpickling rebuilds the views onto the weights."""
+        return {
+            "seeds": self.seeds,
+            "arch": self.arch,
+            "numpy_paths": self.numpy_paths,
+            "params": self.params.cpu().numpy(),
+            "device": str(self.params.device),
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        obs_dim, n_actions, hidden_sizes, activation, dueling = state["arch"]
+        self.__init__(  # type: ignore[misc]
+            state["seeds"],
+            obs_dim,
+            n_actions,
+            hidden_sizes,
+            activation,
+            dueling,
+            device=state["device"],
+            numpy_paths=state["numpy_paths"],
+        )
+        self.params.copy_(torch.from_numpy(state["params"]))
+
     def clone(self) -> BatchedQNetwork:
         """An independent copy (the target network)."""
         other = BatchedQNetwork.__new__(BatchedQNetwork)
