@@ -389,15 +389,6 @@ def trial_config(trial: FrozenTrial, seeds: list[int]) -> DQNConfig:
     return config.replace(seed=seeds[0])
 
 
-def retrain(
-    config: DQNConfig, seeds: int, device: torch.device | str, episodes: int, progress: bool
-) -> tuple[TrainResult, np.ndarray]:
-    """Train `seeds` seeds of config and play `episodes` greedy episodes with each: the result
-    and the returns [seeds, episodes]."""
-    result = train(config, seeds=seeds, device=device, progress=progress)
-    return result, evaluate(result.network, config.env, episodes)
-
-
 def verify(
     trial: FrozenTrial,
     label: str,
@@ -411,10 +402,11 @@ def verify(
         f"{label}: trial {trial.number} (study score {trial.value:.1f}), retraining "
         f"{len(seeds)} fresh seeds x {config.total_steps:,} steps"
     )
-    result, returns = retrain(config, len(seeds), device, episodes, progress=True)
+    result = train(config, seeds=len(seeds), device=device, progress=True)
     print(
-        f"  trained in {result.wall_seconds:.1f} s; evaluated {episodes} greedy episodes per seed"
+        f"  trained in {result.wall_seconds:.1f} s; evaluating {episodes} greedy episodes per seed"
     )
+    returns = evaluate(result.network, config.env, episodes)
     return verified(trial, label, config, seeds, result, returns, source)
 
 
@@ -461,7 +453,7 @@ def verify_all(
         f"{configs[0].total_steps:,} steps, {jobs} at a time ({threads} torch thread(s) each)"
     )
     done: list[Verified | None] = [None] * len(chosen)
-    tasks = [(i, (c, len(seeds), "cpu", episodes, False)) for i, c in enumerate(configs)]
+    tasks = [(i, c, len(seeds), episodes) for i, c in enumerate(configs)]
     # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
     pool = mp.get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(threads,))
     try:
@@ -491,11 +483,13 @@ def _start_worker(threads: int) -> None:
 
 
 def _retrain_task(
-    task: tuple[int, tuple[DQNConfig, int, str, int, bool]],
+    task: tuple[int, DQNConfig, int, int],
 ) -> tuple[int, tuple[TrainResult, np.ndarray]]:
-    """A worker process's job: (index, retrain's arguments) -> (index, retrain's result)."""
-    i, args = task
-    return i, retrain(*args)
+    """A worker's job: train `seeds` seeds of config on the CPU and play `episodes` greedy
+    episodes with each; returns (i, (the result, the returns [seeds, episodes]))."""
+    i, config, seeds, episodes = task
+    result = train(config, seeds=seeds, device="cpu")
+    return i, (result, evaluate(result.network, config.env, episodes))
 
 
 def race(
