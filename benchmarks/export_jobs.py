@@ -17,30 +17,14 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from export_pick import run_export
 from vs_zoo import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def export(url: str, name: str, jobs: int, out: Path) -> float:
-    args = ["--storage", url, "--study-name", name, "--jobs", str(jobs), "--out", str(out)]
-    print(f"$ python -m tuner.export {' '.join(args)}", flush=True)
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "tuner.export", *args], capture_output=True, text=True
-    )
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"tuner.export failed:\n{done.stderr}")
-    print(f"  {wall:.1f} s", flush=True)
-    return wall
 
 
 def summaries(out: Path) -> dict[str, list[dict]]:
@@ -76,8 +60,10 @@ def main() -> None:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         one, many = Path(tmp) / "jobs1", Path(tmp) / f"jobs{args.jobs}"
-        wall_one = export(args.storage, args.study_name, 1, one)
-        wall_many = export(args.storage, args.study_name, args.jobs, many)
+        wall_one, wall_many = (
+            run_export(args.storage, args.study_name, ["--jobs", str(jobs)], out)["wall_seconds"]
+            for jobs, out in ((1, one), (args.jobs, many))
+        )
         race = json.loads((one / "race.json").read_text()) if (one / "race.json").exists() else []
         pick = json.loads((one / "best" / "verification.json").read_text())["trial"]
         same_summaries = summaries(one) == summaries(many)
