@@ -40,6 +40,7 @@ from tuner.study import (
     TIE,
     aggregate,
     close_to_best,
+    percent,
     rank,
     read_tie,
     study_dir,
@@ -773,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     considered, top = len(chosen), chosen[0]
     if contest and len(chosen) > 1:
         print(
-            f"{len(chosen)} trials are within {source.tie * 100:g}% of the best score "
+            f"{len(chosen)} trials are within {percent(source.tie)} of the best score "
             f"({describe(chosen)}), too close for the study to tell apart"
         )
     raced: list[Verified] = []
@@ -831,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     ties = len(contenders(study, tie=source.tie)) if args.trial is None else 0
     if ties > considered:
         print(
-            f"{ties - considered} more trial(s) within {source.tie * 100:g}% of trial "
+            f"{ties - considered} more trial(s) within {percent(source.tie)} of trial "
             f"{top.number}'s {top.value:.1f} were not considered: python -m tuner.export "
             f"{'--contenders' if args.top == 1 else '--top'} {ties} takes them all"
         )

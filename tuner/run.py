@@ -31,7 +31,7 @@ from tuner.cli import run_main, stop_signals_as_ctrl_c
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.objective import FIXED_OUTSIDE_SPACE, objective
-from tuner.study import TIE, StudySpec, close_to_best, load_study_spec, study_dir
+from tuner.study import TIE, StudySpec, close_to_best, load_study_spec, percent, study_dir
 
 DEFAULT_STUDY = Path("studies/cartpole.yaml")
 HEARTBEAT_SECONDS = 5
@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.trials} finished trials; {spec.seeds} seeds x {spec.steps:,} steps per trial"
         + (
             f", {spec.confirm} more for a trial whose own seeds score within "
-            f"{spec.tie * 100:g}% of the best"
+            f"{percent(spec.tie)} of the best"
             if spec.confirm
             else ""
         )
@@ -505,7 +505,7 @@ def summary(
         tie = spec.tie if spec else TIE
         best, *ties = close_to_best(complete, tie)  # tuner.export's contenders, in its order
         tied = (
-            f" (tied with {len(ties)} more within {tie * 100:g}%, ranked first by its whole "
+            f" (tied with {len(ties)} more within {percent(tie)}, ranked first by its whole "
             "curve; tuner.export races the ties on fresh seeds)"
             if ties
             else ""

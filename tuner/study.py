@@ -206,6 +206,11 @@ def load_study_spec(path: str | Path) -> StudySpec:
     return spec
 
 
+def percent(tie: float) -> str:
+    """A tie tolerance as people write it: 0.01 -> "1%", 0.1 -> "10%", 0.005 -> "0.5%"."""
+    return f"{tie * 100:g}%"
+
+
 def read_tie(value: Any, where: str) -> float:
     """A tie tolerance: a number in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
