@@ -453,7 +453,7 @@ def verify_all(
         f"retraining {len(chosen)} configs x {len(seeds)} fresh seeds x "
         f"{configs[0].total_steps:,} steps, {jobs} at a time ({threads} torch thread(s) each)"
     )
-    done: list[Verified | None] = [None] * len(chosen)
+    done: dict[int, Verified] = {}
     tasks = [(i, c, len(seeds), episodes) for i, c in enumerate(configs)]
     # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
     pool = mp.get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(threads,))
@@ -461,8 +461,7 @@ def verify_all(
         results = pool.imap_unordered(_retrain_task, tasks)
         bar = tqdm(results, total=len(tasks), unit="config", dynamic_ncols=True, leave=False)
         for i, (result, returns) in bar:
-            v = verified(chosen[i], labels[i], configs[i], seeds, result, returns, source)
-            done[i] = v
+            done[i] = v = verified(chosen[i], labels[i], configs[i], seeds, result, returns, source)
             tqdm.write(
                 f"{labels[i]}: trial {v.trial.number} (study score {v.trial.value:.1f}) trained "
                 f"in {result.wall_seconds:.1f} s: {v.aggregate} {v.verified_score:.1f}, "
@@ -474,7 +473,7 @@ def verify_all(
         raise
     finally:
         pool.join()
-    return [v for v in done if v is not None]
+    return [done[i] for i in range(len(chosen))]
 
 
 def _start_worker(threads: int) -> None:

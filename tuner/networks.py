@@ -90,6 +90,7 @@ class BatchedQNetwork:
         size = sum(i * o + o for i, o in self.shapes)
         self.padding = -size % ROW_ALIGN
         self.params = torch.zeros(self.k, size + self.padding, device=device)
+        self.padding_grad = torch.zeros(self.k, self.padding, device=device)  # always zero
         self._set_views()
         self.reset_parameters()
 
@@ -223,7 +224,7 @@ class BatchedQNetwork:
                 grad = activation_backward(self.activation, grad, pre, inputs[i])
         parts.reverse()
         if self.padding:
-            parts.append(grad_q.new_zeros(self.k, self.padding))  # the padding's: zero
+            parts.append(self.padding_grad)
         return torch.cat(parts, 1)
 
     def seed_state(self, k: int) -> dict[str, torch.Tensor]:
