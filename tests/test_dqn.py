@@ -17,6 +17,7 @@ from tuner.dqn import (
     Exploration,
     _play_cartpole,
     _play_one_by_one,
+    check_finite,
     epsilon,
     evaluate,
     gradient_step,
@@ -174,6 +175,16 @@ def test_non_finite_loss_stops_training_with_step_and_seed():
     with pytest.raises(Diverged, match="seed 0 at env step 104") as err:
         train(config, seeds=2, device="cpu")
     assert (err.value.step, err.value.seed) == (104, 0)
+
+
+def test_a_divergence_check_names_the_first_non_finite_seed_and_not_a_large_finite_sum():
+    net = BatchedQNetwork([7, 8, 9], obs_dim=2, n_actions=2, hidden_sizes=(4,))
+    huge = torch.full((3, 4), 3e38)  # every error finite, their sum not
+    check_finite(net, huge, step=50)
+    huge[1, 2] = huge[2, 0] = float("nan")
+    with pytest.raises(Diverged, match="seed 8 at env step 50") as err:
+        check_finite(net, huge, step=50)
+    assert err.value.network is net  # the export scores a diverged seed by it
 
 
 def test_on_eval_can_stop_training_or_abort_it():

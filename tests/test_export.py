@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from tests.test_study import TINY
 from tests.toy_envs import FORK
 from tuner.config import DQNConfig, load_config
+from tuner.dqn import train
 from tuner.export import (
     FRESH_SEEDS,
     Verified,
@@ -403,6 +404,65 @@ def test_when_no_finalist_solves_every_fresh_seed_reserves_from_the_race_are_ver
     assert "reserve" not in alone.stdout
     kept = json.loads((tmp_path / "alone" / "best" / "verification.json").read_text())
     assert kept["trial"] == 0 and kept["successes"] == 0
+
+
+def test_a_seed_that_diverges_fails_its_config_and_the_export_goes_on(tmp_path):
+    """Two tied trials: trial 0 on Unstable, whose observations overflow a network on fresh
+    seeds 1,000,002 and 1,000,003 (MSE, so the updates turn non-finite), and trial 1 on ForkGoal.
+    Trial 0's other seeds train again without them, to the same weights as alone; the two count
+    as failed, get no checkpoint, and trial 1 is exported."""
+    good = FORK.replace(
+        env="tests.toy_envs:ForkGoal-v0",
+        total_steps=1000,
+        learning_rate=1e-2,
+        batch_size=32,
+        eval_episodes=2,
+        loss="mse",
+    )
+    unstable = good.replace(env="tests.toy_envs:Unstable-v0")
+    url = f"sqlite:///{tmp_path / 'unstable.db'}"
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    finished_study(url, "unstable", "learning_rate", lr, [(unstable, 3.0), (good, 3.0)])
+    out = tmp_path / "out"
+    done = export(
+        "--storage", url, "--study-name", "unstable", "--seeds", "4", "--episodes", "2",
+        "--race-seeds", "0", "--jobs", "1", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    first = FRESH_SEEDS
+    again = "training its run's other 3 seed(s) again"
+    assert f"seed {first + 2} diverged at env step 133; {again}" in done.stdout
+    assert f"seed {first + 3} diverged at env step 133\n" in done.stdout
+
+    failed = json.loads((out / "trial-0" / "verification.json").read_text())
+    assert failed["diverged"] == {str(first + 2): 133, str(first + 3): 133}
+    assert failed["successes"] <= 2 and failed["seeds"] == list(range(first, first + 4))
+    best = json.loads((out / "best" / "verification.json").read_text())
+    assert best["trial"] == 1 and best["successes"] == 4 and best["diverged"] == {}
+    kept = sorted(p.name for p in (out / "trial-0").glob("seed-*.pt"))
+    assert kept == [f"seed-{first}.pt", f"seed-{first + 1}.pt"]
+    alone = train(unstable.replace(seed=first + 1), seeds=1, device="cpu").network.seed_state(0)
+    saved = torch.load(out / "trial-0" / kept[1], weights_only=True)["weights"]
+    assert all(torch.equal(saved[name], alone[name]) for name in alone)
+    report = (out / "report.md").read_text()
+    assert f"| {first + 2} |" in report and "diverged at env step 133 |" in report
+    assert "(2 diverged)" in report and "training diverged on 2 of them" in report
+    curve = (out / "trial-0" / "curve.csv").read_text().splitlines()
+    assert len(curve) == 2 and curve[1].endswith(",nan,nan")  # no evaluation before step 133
+
+    workers = export(
+        "--storage", url, "--study-name", "unstable", "--seeds", "4", "--episodes", "2",
+        "--race-seeds", "0", "--jobs", "2", "--out", str(tmp_path / "workers"),
+    )  # fmt: skip
+    assert workers.returncode == 0, workers.stderr
+    assert "trial 0 (study score 3.0) trained in" in workers.stdout
+    assert "solved 2/4 (2 diverged)" in workers.stdout
+    for name in ("trial-0", "best"):
+        a, b = (
+            json.loads((root / name / "verification.json").read_text())
+            for root in (out, tmp_path / "workers")
+        )
+        assert a.pop("retrain_seconds") >= 0 and b.pop("retrain_seconds") >= 0 and a == b
 
 
 def test_storage_url_and_study_name_find_the_same_study(copy):

@@ -44,6 +44,28 @@ gym.register("Fork-v0", entry_point=Fork, max_episode_steps=3)
 gym.register("ForkGoal-v0", entry_point=Fork, max_episode_steps=3, reward_threshold=3.0)
 """Fork with a reward threshold: a seed solves it when its greedy policy lasts the 3 steps."""
 
+
+class Unstable(Fork):
+    """Fork, but on about half the seeds (drawn at the first seeded reset) every observation is
+    3e38, near float32's largest: a network's Q-values overflow there, and that seed's training diverges at once."""
+
+    huge = False
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.huge = bool(self.np_random.random() < 0.5)
+        return self.obs(), {}
+
+    def step(self, action):
+        return self.obs(), 1.0, action == 0, False, {}
+
+    def obs(self):
+        return np.full(1, 3e38 if self.huge else 1.0, np.float32)
+
+
+gym.register("Unstable-v0", entry_point=Unstable, max_episode_steps=3, reward_threshold=3.0)
+
 FORK = DQNConfig(
     env="tests.toy_envs:Fork-v0",
     gamma=0.5,

@@ -196,10 +196,12 @@ def check_finite(online: BatchedQNetwork, td: torch.Tensor, step: int) -> None:
     catches a divergence at most that many steps after it happens, at the cost of one sum.
     """
     if not torch.isfinite(td.sum()):
-        bad = ~torch.isfinite(td).all(1)
-        raise Diverged(
-            step=step, seed=online.seeds[int(bad.nonzero()[0, 0])], what="loss or Q-values"
-        )
+        bad = (~torch.isfinite(td).all(1)).nonzero()
+        if not len(bad):  # every error finite, only their sum too large for a float
+            return
+        exc = Diverged(step=step, seed=online.seeds[int(bad[0, 0])], what="loss or Q-values")
+        exc.network = online
+        raise exc
 
 
 def update_target(
@@ -356,7 +358,8 @@ def train(
     try:
         # nothing in the loop needs autograd: inference mode skips its bookkeeping on every
         # op (about a tenth of a small network's update); the weights stay ordinary tensors
-        with torch.inference_mode():
+        # a diverging seed's acting overflows in numpy before check_finite reports it
+        with torch.inference_mode(), np.errstate(over="ignore", invalid="ignore"):
             for t in range(1, n_steps + 1):
                 step = t * e
                 # act: epsilon-greedy, each seed with its own random numbers
@@ -443,12 +446,17 @@ def train(
     )
 
 
-def save_checkpoints(result: TrainResult, out_dir: str | Path) -> list[Path]:
-    """One file per seed, `seed-<seed>.pt`: that seed's weights and the full config."""
+def save_checkpoints(
+    result: TrainResult, out_dir: str | Path, skip: set[int] = frozenset()
+) -> list[Path]:
+    """One file per seed but those in `skip`, `seed-<seed>.pt`: that seed's weights and the full
+    config."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for k, seed in enumerate(result.seeds):
+        if seed in skip:
+            continue
         path = out / f"seed-{seed}.pt"
         torch.save(
             {

@@ -8,10 +8,13 @@ class TunerError(Exception):
 
 
 class Diverged(TunerError):
-    """Training produced a non-finite loss or Q-value."""
+    """Training produced a non-finite loss or Q-value. Raised by training, it carries the run's
+    network as it was then (`network`: every seed of the run, the diverged one included); a
+    pickled copy carries none."""
 
     def __init__(self, step: int, seed: int, what: str = "loss") -> None:
         self.step, self.seed, self.what = step, seed, what
+        self.network = None
         super().__init__(
             f"training diverged: non-finite {what} for seed {seed} at env step {step}; "
             "try a lower learning_rate or a gradient clamp"

@@ -16,9 +16,10 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import time
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,8 @@ from tuner.cli import run_main, stop_signals_as_ctrl_c
 from tuner.config import DQNConfig, save_config
 from tuner.dqn import TrainResult, evaluate, resolve_device, save_checkpoints, train
 from tuner.envs import check_env
-from tuner.errors import TunerError
+from tuner.errors import Diverged, TunerError
+from tuner.networks import BatchedQNetwork
 from tuner.report import plot_learning_curve, plot_study, write_curve_csv
 from tuner.run import open_storage, read_study
 from tuner.study import (
@@ -238,11 +240,12 @@ def contenders(
 
 
 def pick_best(verified: list[Verified]) -> list[Verified]:
-    """Contenders ordered by what they did on the fresh seeds: the study's aggregate, then seeds
-    solved, then the worst seed; the study's own order breaks what is still tied."""
+    """Contenders ordered by what they did on the fresh seeds: fewest seeds diverged, then the
+    study's aggregate, then seeds solved, then the worst seed; the study's own order breaks what
+    is still tied."""
 
     def key(v: Verified) -> tuple:
-        return (-v.verified_score, -(v.successes or 0), -v.per_seed.min())
+        return (len(v.diverged), -v.verified_score, -(v.successes or 0), -v.per_seed.min())
 
     return sorted(verified, key=key)  # sorted is stable: study rank last
 
@@ -267,6 +270,9 @@ class Verified:
     threshold: float | None
     aggregate: str
     result: TrainResult
+    diverged: dict[int, int] = field(default_factory=dict)
+    """{seed: env step} for each seed whose training diverged (scored by its diverged network,
+    never counted as solved)."""
 
     @property
     def per_seed(self) -> np.ndarray:
@@ -300,12 +306,15 @@ class Verified:
     def successes(self) -> int | None:
         if self.threshold is None:
             return None
-        return int((self.per_seed >= self.threshold).sum())
+        trained = np.array([s not in self.diverged for s in self.seeds])
+        return int(((self.per_seed >= self.threshold) & trained).sum())
 
     @property
     def solved(self) -> str:
-        """Seeds at or above the threshold, as "k/S" ("-" for an env without a threshold)."""
-        return "-" if self.successes is None else f"{self.successes}/{len(self.seeds)}"
+        """Seeds at or above the threshold, as "k/S" ("-" for an env without a threshold), and
+        how many diverged when any did."""
+        text = "-" if self.successes is None else f"{self.successes}/{len(self.seeds)}"
+        return text + (f" ({len(self.diverged)} diverged)" if self.diverged else "")
 
     def summary(self) -> dict:
         per_seed = self.per_seed
@@ -334,6 +343,7 @@ class Verified:
             "success_rate_95": None
             if self.successes is None
             else [round(x, 3) for x in success_interval(self.successes, len(self.seeds))],
+            "diverged": {str(seed): step for seed, step in self.diverged.items()},
             "retrain_seconds": round(self.result.wall_seconds, 2),
         }
 
@@ -345,10 +355,12 @@ class Verified:
         ]
         for k, seed in enumerate(self.seeds):
             ep = self.returns[k]
-            lines.append(
-                f"| {seed} | {ep.mean():.1f} | {ep.std():.1f} | {ep.min():.0f} | "
-                f"{self.result.eval_returns[-1, k]:.1f} |"
+            last = (
+                f"diverged at env step {self.diverged[seed]:,}"
+                if seed in self.diverged
+                else f"{self.result.eval_returns[-1, k]:.1f}"
             )
+            lines.append(f"| {seed} | {ep.mean():.1f} | {ep.std():.1f} | {ep.min():.0f} | {last} |")
         return "\n".join(lines)
 
     def headline(self) -> str:
@@ -360,8 +372,14 @@ class Verified:
         if self.threshold is not None:
             low, high = s["success_rate_95"]
             text += (
-                f", {self.solved} seeds ≥ {self.threshold:g} (a fresh seed "
+                f", {self.successes}/{len(self.seeds)} seeds ≥ {self.threshold:g} (a fresh seed "
                 f"solves with probability {low:.2f}-{high:.2f}, 95% Wilson interval)"
+            )
+        if self.diverged:
+            where = ", ".join(f"{s} at env step {t:,}" for s, t in self.diverged.items())
+            text += (
+                f"; training diverged on {len(self.diverged)} of them ({where}): each is scored "
+                "by what its diverged network does and counts as unsolved"
             )
         return text
 
@@ -390,6 +408,81 @@ def trial_config(trial: FrozenTrial, seeds: list[int]) -> DQNConfig:
     return config.replace(seed=seeds[0])
 
 
+@dataclass
+class Retrained:
+    """A config trained on fresh seeds and played greedily: `result` holds every seed (a diverged
+    seed's row is its network as it was when found, its curve ends there), `returns` [S,
+    episodes] every seed's greedy episodes, `diverged` {seed: env step} the seeds whose training
+    diverged."""
+
+    result: TrainResult
+    returns: np.ndarray
+    diverged: dict[int, int]
+
+
+def retrain(
+    config: DQNConfig, seeds: list[int], device: torch.device, episodes: int, progress: bool
+) -> Retrained:
+    """Train config's `seeds` (consecutive, from config.seed) in one batched run and play
+    `episodes` greedy episodes with each. A seed whose training diverges is a failed seed, not a
+    failed export: the other seeds of its run train again without it, which gives them the
+    weights they would have had anyway (a seed trains to the same bits alone or anywhere in a
+    batch), and it is scored by what its diverged network does."""
+    assert seeds == list(range(config.seed, config.seed + len(seeds)))
+    groups, nets, curves, diverged = [list(seeds)], {}, {}, {}
+    seconds, full, seen = 0.0, None, []
+    while groups:
+        group = groups.pop(0)
+        seen.clear()
+        start = time.perf_counter()
+        try:
+            result = train(
+                config.replace(seed=group[0]),
+                seeds=len(group),
+                device=device,
+                on_eval=lambda step, returns: seen.append((step, returns)),
+                progress=progress,
+            )
+        except Diverged as exc:
+            k = group.index(exc.seed)
+            diverged[exc.seed] = exc.step
+            nets[exc.seed] = (exc.network, k)
+            curves[exc.seed] = {step: float(r[k]) for step, r in seen}
+            rest = [part for part in (group[:k], group[k + 1 :]) if part]
+            groups += rest
+            if progress:  # a worker's output would be lost: its parent reports the count
+                print(
+                    f"  seed {exc.seed} diverged at env step {exc.step:,}"
+                    + (f"; training its run's other {len(group) - 1} seed(s) again" if rest else "")
+                )
+            continue
+        finally:
+            seconds += time.perf_counter() - start
+        if len(group) == len(seeds):  # nothing diverged: the run is the result
+            return Retrained(result, evaluate(result.network, config.env, episodes), {})
+        full = result
+        for k, seed in enumerate(group):
+            nets[seed] = (result.network, k)
+            curves[seed] = dict(zip(result.eval_steps, result.eval_returns[:, k].tolist()))
+    steps = sorted(set().union(*curves.values()))
+    curve = [[curves[s].get(t, np.nan) for s in seeds] for t in steps]  # nan once diverged
+    network = BatchedQNetwork.gather([nets[s] for s in seeds])
+    with np.errstate(all="ignore"):  # the diverged rows' non-finite weights
+        returns = evaluate(network, config.env, episodes)
+    result = TrainResult(
+        config=config,
+        seeds=list(seeds),
+        eval_steps=steps,
+        eval_returns=np.array(curve).reshape(len(steps), len(seeds)),
+        env_steps=full.env_steps if full else max(diverged.values()),
+        gradient_steps=full.gradient_steps if full else 0,
+        wall_seconds=seconds,
+        stopped_early=False,
+        network=network,
+    )
+    return Retrained(result, returns, diverged)
+
+
 def verify(
     trial: FrozenTrial,
     label: str,
@@ -401,14 +494,12 @@ def verify(
     config = trial_config(trial, seeds)
     print(
         f"{label}: trial {trial.number} (study score {trial.value:.1f}), retraining "
-        f"{len(seeds)} fresh seeds x {config.total_steps:,} steps"
+        f"{len(seeds)} fresh seeds x {config.total_steps:,} steps, then {episodes} greedy "
+        "episodes per seed"
     )
-    result = train(config, seeds=len(seeds), device=device, progress=True)
-    print(
-        f"  trained in {result.wall_seconds:.1f} s; evaluating {episodes} greedy episodes per seed"
-    )
-    returns = evaluate(result.network, config.env, episodes)
-    return verified(trial, label, config, seeds, result, returns, source)
+    done = retrain(config, seeds, device, episodes, progress=True)
+    print(f"  trained in {done.result.wall_seconds:.1f} s")
+    return verified(trial, label, config, seeds, done, source)
 
 
 def verified(
@@ -416,8 +507,7 @@ def verified(
     label: str,
     config: DQNConfig,
     seeds: list[int],
-    result: TrainResult,
-    returns: np.ndarray,
+    done: Retrained,
     source: Source,
 ) -> Verified:
     return Verified(
@@ -425,10 +515,11 @@ def verified(
         label=label,
         config=config,
         seeds=seeds,
-        returns=returns,
+        returns=done.returns,
         threshold=check_env(config.env).reward_threshold,
         aggregate=source.aggregate,
-        result=result,
+        result=done.result,
+        diverged=done.diverged,
     )
 
 
@@ -454,17 +545,17 @@ def verify_all(
         f"{configs[0].total_steps:,} steps, {jobs} at a time ({threads} torch thread(s) each)"
     )
     done: dict[int, Verified] = {}
-    tasks = [(i, c, len(seeds), episodes) for i, c in enumerate(configs)]
+    tasks = [(i, c, seeds, episodes) for i, c in enumerate(configs)]
     # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
     pool = mp.get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(threads,))
     try:
         results = pool.imap_unordered(_retrain_task, tasks)
         bar = tqdm(results, total=len(tasks), unit="config", dynamic_ncols=True, leave=False)
-        for i, (result, returns) in bar:
-            done[i] = v = verified(chosen[i], labels[i], configs[i], seeds, result, returns, source)
+        for i, retrained in bar:
+            done[i] = v = verified(chosen[i], labels[i], configs[i], seeds, retrained, source)
             tqdm.write(
                 f"{labels[i]}: trial {v.trial.number} (study score {v.trial.value:.1f}) trained "
-                f"in {result.wall_seconds:.1f} s: {v.aggregate} {v.verified_score:.1f}, "
+                f"in {v.result.wall_seconds:.1f} s: {v.aggregate} {v.verified_score:.1f}, "
                 f"solved {v.solved}"
             )
         pool.close()
@@ -482,14 +573,10 @@ def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _retrain_task(
-    task: tuple[int, DQNConfig, int, int],
-) -> tuple[int, tuple[TrainResult, np.ndarray]]:
-    """A worker's job: train `seeds` seeds of config on the CPU and play `episodes` greedy
-    episodes with each; returns (i, (the result, the returns [seeds, episodes]))."""
+def _retrain_task(task: tuple[int, DQNConfig, list[int], int]) -> tuple[int, Retrained]:
+    """A worker's job: retrain() config on the CPU; returns (i, what it gave)."""
     i, config, seeds, episodes = task
-    result = train(config, seeds=seeds, device="cpu")
-    return i, (result, evaluate(result.network, config.env, episodes))
+    return i, retrain(config, seeds, torch.device("cpu"), episodes, progress=False)
 
 
 def race(
@@ -568,7 +655,7 @@ def write_outputs(v: Verified, out: Path) -> None:
     save_config(v.config, out / f"{v.label}.yaml")
     folder = out / v.label
     folder.mkdir(parents=True, exist_ok=True)
-    save_checkpoints(v.result, folder)
+    save_checkpoints(v.result, folder, skip=set(v.diverged))  # no use in non-finite weights
     write_curve_csv(v.result.eval_steps, v.result.eval_returns, v.seeds, folder / "curve.csv")
     plot_learning_curve(
         v.result.eval_steps,

@@ -157,6 +157,25 @@ class BatchedQNetwork:
         )
         self.params.copy_(torch.from_numpy(state["params"]))
 
+    @staticmethod
+    def gather(rows: list[tuple[BatchedQNetwork, int]]) -> BatchedQNetwork:
+        """One network of the given seeds, each with its own weights: (network, k) is seed k of
+        that network. The networks must share their shape, device and acting path."""
+        first = rows[0][0]
+        obs_dim, n_actions, hidden_sizes, activation, dueling = first.arch
+        out = BatchedQNetwork(
+            [net.seeds[k] for net, k in rows],
+            obs_dim,
+            n_actions,
+            hidden_sizes,
+            activation,
+            dueling,
+            device=first.params.device,
+            numpy_paths=first.numpy_paths,
+        )
+        out.params.copy_(torch.stack([net.params[k] for net, k in rows]))
+        return out
+
     def clone(self) -> BatchedQNetwork:
         """An independent copy (the target network)."""
         other = BatchedQNetwork.__new__(BatchedQNetwork)
