@@ -30,6 +30,7 @@ from tuner.export import (
     expected_aggregate,
     find_study,
     parse_args,
+    split,
     success_interval,
 )
 from tuner.study import TIE
@@ -306,6 +307,7 @@ def test_worker_processes_verify_to_the_same_bits_as_one_at_a_time(tmp_path):
         assert done.returncode == 0, done.stderr
         runs[jobs] = out
     assert "3 configs x 2 fresh seeds x 1,500 steps, 2 at a time" in done.stdout
+    assert "the seeds of the last config are split across the workers" in done.stdout  # the race
     one, two = runs["1"], runs["2"]
 
     def summaries(path: Path) -> list[dict]:  # race.json's rows, or one verification.json
@@ -326,6 +328,17 @@ def test_worker_processes_verify_to_the_same_bits_as_one_at_a_time(tmp_path):
     for path in verifications:
         a, b = (summaries(root / path) for root in (one, two))
         assert a == b
+
+
+def test_configs_left_over_after_the_last_full_round_of_workers_share_them():
+    ten = list(range(100, 110))
+    runs = split(3, ten, jobs=2)  # 3 finalists on 2 cores: the third in two runs of 5 seeds
+    assert runs == [(0, ten), (1, ten), (2, ten[:5]), (2, ten[5:])]
+    assert split(4, ten, jobs=2) == [(i, ten) for i in range(4)]
+    assert split(1, [7, 8, 9], jobs=4) == [(0, [7]), (0, [8]), (0, [9])]  # a run a seed at most
+    many = split(3, ten, jobs=16)  # 5 runs of 2 seeds a config
+    assert [len(seeds) for _, seeds in many] == [2] * 15
+    assert [sorted(s for i, seeds in many if i == c for s in seeds) for c in range(3)] == [ten] * 3
 
 
 def test_interrupting_workers_mid_race_exits_130_stops_them_and_writes_nothing(tmp_path):

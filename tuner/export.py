@@ -429,8 +429,7 @@ def retrain(
     weights they would have had anyway (a seed trains to the same bits alone or anywhere in a
     batch), and it is scored by what its diverged network does."""
     assert seeds == list(range(config.seed, config.seed + len(seeds)))
-    groups, nets, curves, diverged = [list(seeds)], {}, {}, {}
-    seconds, full, seen = 0.0, None, []
+    parts, groups, seen = [], [list(seeds)], []
     while groups:
         group = groups.pop(0)
         seen.clear()
@@ -445,9 +444,7 @@ def retrain(
             )
         except Diverged as exc:
             k = group.index(exc.seed)
-            diverged[exc.seed] = exc.step
-            nets[exc.seed] = (exc.network, k)
-            curves[exc.seed] = {step: float(r[k]) for step, r in seen}
+            parts.append(diverged_seed(config, exc, k, seen, time.perf_counter() - start, episodes))
             rest = [part for part in (group[:k], group[k + 1 :]) if part]
             groups += rest
             if progress:  # a worker's output would be lost: its parent reports the count
@@ -456,31 +453,63 @@ def retrain(
                     + (f"; training its run's other {len(group) - 1} seed(s) again" if rest else "")
                 )
             continue
-        finally:
-            seconds += time.perf_counter() - start
-        if len(group) == len(seeds):  # nothing diverged: the run is the result
-            return Retrained(result, evaluate(result.network, config.env, episodes), {})
-        full = result
-        for k, seed in enumerate(group):
-            nets[seed] = (result.network, k)
-            curves[seed] = dict(zip(result.eval_steps, result.eval_returns[:, k].tolist()))
-    steps = sorted(set().union(*curves.values()))
-    curve = [[curves[s].get(t, np.nan) for s in seeds] for t in steps]  # nan once diverged
-    network = BatchedQNetwork.gather([nets[s] for s in seeds])
-    with np.errstate(all="ignore"):  # the diverged rows' non-finite weights
+        parts.append(Retrained(result, evaluate(result.network, config.env, episodes), {}))
+    return merge(parts)
+
+
+def diverged_seed(
+    config: DQNConfig,
+    exc: Diverged,
+    k: int,
+    evals: list[tuple[int, np.ndarray]],
+    seconds: float,
+    episodes: int,
+) -> Retrained:
+    """Seed k of a run that diverged (exc): its network as it was found, its curve until then
+    (the run's `evals`), and the greedy episodes of that network."""
+    network = BatchedQNetwork.gather([(exc.network, k)])
+    with np.errstate(all="ignore"):  # non-finite weights
         returns = evaluate(network, config.env, episodes)
     result = TrainResult(
-        config=config,
-        seeds=list(seeds),
-        eval_steps=steps,
-        eval_returns=np.array(curve).reshape(len(steps), len(seeds)),
-        env_steps=full.env_steps if full else max(diverged.values()),
-        gradient_steps=full.gradient_steps if full else 0,
+        config=config.replace(seed=exc.seed),
+        seeds=[exc.seed],
+        eval_steps=[step for step, _ in evals],
+        eval_returns=np.array([r[k] for _, r in evals]).reshape(len(evals), 1),
+        env_steps=exc.step,
+        gradient_steps=0,
         wall_seconds=seconds,
-        stopped_early=False,
+        stopped_early=True,
         network=network,
     )
-    return Retrained(result, returns, diverged)
+    return Retrained(result, returns, {exc.seed: exc.step})
+
+
+def merge(parts: list[Retrained]) -> Retrained:
+    """The seeds of several runs of one config as one, in seed order: a curve where a run has
+    no evaluation (after its seed diverged) is nan; the seconds are every run's together."""
+    if len(parts) == 1:
+        return parts[0]
+    parts = sorted(parts, key=lambda p: p.result.seeds[0])
+    runs = [p.result for p in parts]
+    steps = sorted(set().union(*(r.eval_steps for r in runs)))
+    columns = []
+    for r in runs:
+        row = {t: i for i, t in enumerate(r.eval_steps)}
+        for k in range(len(r.seeds)):
+            columns.append([r.eval_returns[row[t], k] if t in row else np.nan for t in steps])
+    result = TrainResult(
+        config=runs[0].config,
+        seeds=[s for r in runs for s in r.seeds],
+        eval_steps=steps,
+        eval_returns=np.array(columns).T.reshape(len(steps), len(columns)),
+        env_steps=max(r.env_steps for r in runs),
+        gradient_steps=max(r.gradient_steps for r in runs),
+        wall_seconds=sum(r.wall_seconds for r in runs),
+        stopped_early=False,
+        network=BatchedQNetwork.gather([(r.network, k) for r in runs for k in range(len(r.seeds))]),
+    )
+    returns = np.vstack([p.returns for p in parts])
+    return Retrained(result, returns, {s: t for p in parts for s, t in p.diverged.items()})
 
 
 def verify(
@@ -533,31 +562,45 @@ def verify_all(
     jobs: int,
 ) -> list[Verified]:
     """verify() each trial, in `jobs` worker processes at once on the CPU (one at a time on a
-    GPU, or with jobs 1). Each config trains in one process as it would alone, so its weights
-    are the same to the bit either way; the results come back in the order given."""
-    jobs = min(jobs, len(chosen))
+    GPU, or with jobs 1). Configs that would train alone at the end, while other workers idle,
+    are split into runs of fewer seeds (see split). A seed trains to the same bits alone or
+    anywhere in a batch, so every weight and return is the same either way; the results come
+    back in the order given."""
+    jobs = min(jobs, len(chosen) * len(seeds))
     if jobs <= 1 or device.type != "cpu":
         return [verify(t, lab, seeds, device, episodes, source) for t, lab in zip(chosen, labels)]
     configs = [trial_config(t, seeds) for t in chosen]
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    tasks = [
+        (i, configs[i].replace(seed=part[0]), part, episodes)
+        for i, part in split(len(chosen), seeds, jobs)
+    ]
+    runs = {i: sum(task[0] == i for task in tasks) for i in range(len(chosen))}
+    shared = sum(n > 1 for n in runs.values())
+    last = f"last {shared} configs" if shared > 1 else "last config"
     print(
-        f"retraining {len(chosen)} configs x {len(seeds)} fresh seeds x "
-        f"{configs[0].total_steps:,} steps, {jobs} at a time ({threads} torch thread(s) each)"
+        f"retraining {len(chosen)} config{'s' if len(chosen) > 1 else ''} x {len(seeds)} fresh "
+        f"seeds x {configs[0].total_steps:,} steps, {jobs} at a time ({threads} torch thread(s) "
+        "each)" + (f"; the seeds of the {last} are split across the workers" if shared else "")
     )
+    parts: dict[int, list[Retrained]] = {i: [] for i in range(len(chosen))}
     done: dict[int, Verified] = {}
-    tasks = [(i, c, seeds, episodes) for i, c in enumerate(configs)]
     # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
     pool = mp.get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(threads,))
     try:
-        results = pool.imap_unordered(_retrain_task, tasks)
-        bar = tqdm(results, total=len(tasks), unit="config", dynamic_ncols=True, leave=False)
-        for i, retrained in bar:
-            done[i] = v = verified(chosen[i], labels[i], configs[i], seeds, retrained, source)
+        bar = tqdm(total=len(chosen), unit="config", dynamic_ncols=True, leave=False)
+        for i, part in pool.imap_unordered(_retrain_task, tasks):
+            parts[i].append(part)
+            if len(parts[i]) < runs[i]:
+                continue
+            done[i] = v = verified(chosen[i], labels[i], configs[i], seeds, merge(parts[i]), source)
+            bar.update()
             tqdm.write(
                 f"{labels[i]}: trial {v.trial.number} (study score {v.trial.value:.1f}) trained "
                 f"in {v.result.wall_seconds:.1f} s: {v.aggregate} {v.verified_score:.1f}, "
                 f"solved {v.solved}"
             )
+        bar.close()
         pool.close()
     except BaseException:  # Ctrl-C or a worker's error: stop every worker now
         pool.terminate()
@@ -565,6 +608,19 @@ def verify_all(
     finally:
         pool.join()
     return [done[i] for i in range(len(chosen))]
+
+
+def split(configs: int, seeds: list[int], jobs: int) -> list[tuple[int, list[int]]]:
+    """(config, its seeds) runs for `jobs` workers, in the order to start them. Each config
+    trains all its seeds in one run (batched seeds cost less), but the configs left over after
+    the last full round of `jobs` (all of them when there are fewer than `jobs`) share the
+    workers: each is split into runs of consecutive seeds, as many as the workers allow."""
+    whole = configs - configs % jobs
+    rest = range(whole, configs)
+    pieces = min(len(seeds), jobs // len(rest)) if rest else 1
+    return [(i, seeds) for i in range(whole)] + [
+        (i, part.tolist()) for i in rest for part in np.array_split(seeds, pieces)
+    ]
 
 
 def _start_worker(threads: int) -> None:
