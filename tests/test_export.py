@@ -332,11 +332,11 @@ def test_worker_processes_verify_to_the_same_bits_as_one_at_a_time(tmp_path):
 
 def test_configs_left_over_after_the_last_full_round_of_workers_share_them():
     ten = list(range(100, 110))
-    runs = split(3, ten, jobs=2)  # 3 finalists on 2 cores: the third in two runs of 5 seeds
-    assert runs == [(0, ten), (1, ten), (2, ten[:5]), (2, ten[5:])]
-    assert split(4, ten, jobs=2) == [(i, ten) for i in range(4)]
-    assert split(1, [7, 8, 9], jobs=4) == [(0, [7]), (0, [8]), (0, [9])]  # a run a seed at most
-    many = split(3, ten, jobs=16)  # 5 runs of 2 seeds a config
+    # 3 finalists on 2 cores: the costliest first, the cheapest in two runs of 5 seeds
+    assert split([20.0, 5.0, 30.0], ten, jobs=2) == [(2, ten), (0, ten), (1, ten[:5]), (1, ten[5:])]
+    assert split([1.0] * 4, ten, jobs=2) == [(i, ten) for i in range(4)]  # equal: as given
+    assert split([1.0], [7, 8, 9], jobs=4) == [(0, [7]), (0, [8]), (0, [9])]  # a seed a run
+    many = split([1.0] * 3, ten, jobs=16)  # 5 runs of 2 seeds a config
     assert [len(seeds) for _, seeds in many] == [2] * 15
     assert [sorted(s for i, seeds in many if i == c for s in seeds) for c in range(3)] == [ten] * 3
 

@@ -573,7 +573,7 @@ def verify_all(
     threads = max(1, (os.cpu_count() or 1) // jobs)
     tasks = [
         (i, configs[i].replace(seed=part[0]), part, episodes)
-        for i, part in split(len(chosen), seeds, jobs)
+        for i, part in split([t.user_attrs.get("wall_seconds", 0.0) for t in chosen], seeds, jobs)
     ]
     runs = {i: sum(task[0] == i for task in tasks) for i in range(len(chosen))}
     shared = sum(n > 1 for n in runs.values())
@@ -610,15 +610,17 @@ def verify_all(
     return [done[i] for i in range(len(chosen))]
 
 
-def split(configs: int, seeds: list[int], jobs: int) -> list[tuple[int, list[int]]]:
-    """(config, its seeds) runs for `jobs` workers, in the order to start them. Each config
-    trains all its seeds in one run (batched seeds cost less), but the configs left over after
-    the last full round of `jobs` (all of them when there are fewer than `jobs`) share the
-    workers: each is split into runs of consecutive seeds, as many as the workers allow."""
-    whole = configs - configs % jobs
-    rest = range(whole, configs)
+def split(costs: list[float], seeds: list[int], jobs: int) -> list[tuple[int, list[int]]]:
+    """(config, its seeds) runs for `jobs` workers, in the order to start them: the costliest
+    first (`costs`, a config's expected training time), so that no long run starts last. Each
+    config trains all its seeds in one run (batched seeds cost less), but the cheapest configs,
+    left over after the last full round of `jobs` (all of them when there are fewer than
+    `jobs`), share the workers: each is split into runs of consecutive seeds, as many as the
+    workers allow."""
+    order = sorted(range(len(costs)), key=lambda i: -costs[i])  # stable: ties keep their order
+    whole, rest = order[: len(order) - len(order) % jobs], order[len(order) - len(order) % jobs :]
     pieces = min(len(seeds), jobs // len(rest)) if rest else 1
-    return [(i, seeds) for i in range(whole)] + [
+    return [(i, seeds) for i in whole] + [
         (i, part.tolist()) for i in rest for part in np.array_split(seeds, pieces)
     ]
 
@@ -686,6 +688,7 @@ def verify_reserves(
     device: torch.device,
     episodes: int,
     source: Source,
+    jobs: int = 1,
 ) -> list[Verified]:
     """While no config verified so far solves every fresh seed, verify the next contender from
     the race (`reserves`, in the race's order), until one does or the reserves run out. Three
@@ -703,7 +706,8 @@ def verify_reserves(
             f"(the best, trial {best.trial.number}, solved {best.solved}): verifying reserve "
             f"{n} of {len(reserves)}, the next from the race"
         )
-        done.append(verify(r.trial, f"trial-{r.trial.number}", seeds, device, episodes, source))
+        label = f"trial-{r.trial.number}"  # its seeds split across the workers
+        done += verify_all([r.trial], [label], seeds, device, episodes, source, jobs)
     return done
 
 
@@ -940,7 +944,9 @@ def main(argv: list[str] | None = None) -> int:
     finalists = len(verified)
     if racing:
         reserves = raced[finalists : finalists + args.reserves]
-        verified += verify_reserves(reserves, verified, seeds, device, args.episodes, source)
+        verified += verify_reserves(
+            reserves, verified, seeds, device, args.episodes, source, args.jobs
+        )
     if contest:
         verified = pick_best(verified)
         verified[0].label = "best"
