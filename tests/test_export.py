@@ -36,6 +36,8 @@ from tuner.export import (
 from tuner.study import TIE
 
 PNG = b"\x89PNG\r\n\x1a\n"
+QUICK_FORK = FORK.replace(total_steps=1000, learning_rate=1e-2, batch_size=32, eval_episodes=2)
+"""Learns Fork's 3-step policy in about a second."""
 
 
 def export(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -193,7 +195,7 @@ def test_trials_tied_at_the_top_are_all_verified_and_the_best_verified_is_export
     """Two trials on the Fork toy env: the one the study ranked first rewards termination, so
     it learns to end every episode at once (return 1); the runner-up penalises it and learns to
     last the 3 steps. They are within 1%, so both are verified and the runner-up is exported."""
-    good = FORK.replace(total_steps=1000, learning_rate=1e-2, batch_size=32, eval_episodes=2)
+    good = QUICK_FORK
     lucky = good.replace(termination_penalty=10.0)
     url = f"sqlite:///{tmp_path / 'fork.db'}"
     penalty = optuna.distributions.FloatDistribution(-10.0, 10.0)
@@ -254,7 +256,7 @@ def test_more_ties_than_finalists_race_on_seeds_of_their_own_first(tmp_path):
     """Four tied trials on Fork, the two the study ranked first rewarding termination (they learn
     to end every episode at once, return 1). With 2 finalists the race, on its own fresh seeds,
     sends the two that last the 3 steps on, and only they are verified in full."""
-    good = FORK.replace(total_steps=1000, learning_rate=1e-2, batch_size=32, eval_episodes=2)
+    good = QUICK_FORK
     lucky = good.replace(termination_penalty=10.0)
     url = f"sqlite:///{tmp_path / 'fork.db'}"
     penalty = optuna.distributions.FloatDistribution(-10.0, 10.0)
@@ -384,13 +386,7 @@ def test_when_no_finalist_solves_every_fresh_seed_reserves_from_the_race_are_ver
     Trial 1 learns to last them on every seed. The race ties them and the study's order sends
     trial 0 on as the one finalist; it solves 0/2, so trial 1 is verified as a reserve, solves
     2/2 and becomes best.yaml. Without reserves trial 0 would have been exported."""
-    good = FORK.replace(
-        env="tests.toy_envs:ForkGoal-v0",
-        total_steps=1000,
-        learning_rate=1e-2,
-        batch_size=32,
-        eval_episodes=2,
-    )
+    good = QUICK_FORK.replace(env="tests.toy_envs:ForkGoal-v0")
     coin = good.replace(hidden_sizes=(8,), learning_starts=1000)
     url = f"sqlite:///{tmp_path / 'goal.db'}"
     starts = optuna.distributions.IntDistribution(0, 1000)
@@ -424,14 +420,7 @@ def test_a_seed_that_diverges_fails_its_config_and_the_export_goes_on(tmp_path):
     seeds 1,000,002 and 1,000,003 (MSE, so the updates turn non-finite), and trial 1 on ForkGoal.
     Trial 0's other seeds train again without them, to the same weights as alone; the two count
     as failed, get no checkpoint, and trial 1 is exported."""
-    good = FORK.replace(
-        env="tests.toy_envs:ForkGoal-v0",
-        total_steps=1000,
-        learning_rate=1e-2,
-        batch_size=32,
-        eval_episodes=2,
-        loss="mse",
-    )
+    good = QUICK_FORK.replace(env="tests.toy_envs:ForkGoal-v0", loss="mse")
     unstable = good.replace(env="tests.toy_envs:Unstable-v0")
     url = f"sqlite:///{tmp_path / 'unstable.db'}"
     lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
