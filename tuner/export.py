@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -552,6 +553,39 @@ def verified(
     )
 
 
+class Workers:
+    """The export's worker processes on the CPU, `jobs` of them with `threads` torch threads each:
+    started on first use and kept for the race, the finalists and the reserves (starting them
+    costs seconds), closed on leaving the `with` block, or stopped at once when it ends in an
+    error or Ctrl-C."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.threads = max(1, (os.cpu_count() or 1) // jobs)
+        self.pool = None
+
+    def imap(self, tasks: list) -> Iterator[tuple[int, Retrained]]:
+        """_retrain_task over `tasks`, results in the order they finish."""
+        if self.pool is None:
+            # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
+            self.pool = mp.get_context("spawn").Pool(
+                self.jobs, initializer=_start_worker, initargs=(self.threads,)
+            )
+        return self.pool.imap_unordered(_retrain_task, tasks)
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, kind: type | None, *_: object) -> None:
+        if self.pool is None:
+            return
+        if kind is None:
+            self.pool.close()
+        else:  # Ctrl-C or an error: stop every worker now
+            self.pool.terminate()
+        self.pool.join()
+
+
 def verify_all(
     chosen: list[FrozenTrial],
     labels: list[str],
@@ -559,18 +593,17 @@ def verify_all(
     device: torch.device,
     episodes: int,
     source: Source,
-    jobs: int,
+    workers: Workers | None = None,
 ) -> list[Verified]:
-    """verify() each trial, in `jobs` worker processes at once on the CPU (one at a time on a
-    GPU, or with jobs 1). Configs that would train alone at the end, while other workers idle,
+    """verify() each trial, in the worker processes at once on the CPU (one at a time on a GPU,
+    or without workers). Configs that would train alone at the end, while other workers idle,
     are split into runs of fewer seeds (see split). A seed trains to the same bits alone or
     anywhere in a batch, so every weight and return is the same either way; the results come
     back in the order given."""
-    jobs = min(jobs, len(chosen) * len(seeds))
+    jobs = min(workers.jobs, len(chosen) * len(seeds)) if workers else 1
     if jobs <= 1 or device.type != "cpu":
         return [verify(t, lab, seeds, device, episodes, source) for t, lab in zip(chosen, labels)]
     configs = [trial_config(t, seeds) for t in chosen]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     tasks = [
         (i, configs[i].replace(seed=part[0]), part, episodes)
         for i, part in split([t.user_attrs.get("wall_seconds", 0.0) for t in chosen], seeds, jobs)
@@ -580,33 +613,25 @@ def verify_all(
     last = f"last {shared} configs" if shared > 1 else "last config"
     print(
         f"retraining {len(chosen)} config{'s' if len(chosen) > 1 else ''} x {len(seeds)} fresh "
-        f"seeds x {configs[0].total_steps:,} steps, {jobs} at a time ({threads} torch thread(s) "
-        "each)" + (f"; the seeds of the {last} are split across the workers" if shared else "")
+        f"seeds x {configs[0].total_steps:,} steps, {jobs} at a time ({workers.threads} torch "
+        "thread(s) each)"
+        + (f"; the seeds of the {last} are split across the workers" if shared else "")
     )
     parts: dict[int, list[Retrained]] = {i: [] for i in range(len(chosen))}
     done: dict[int, Verified] = {}
-    # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
-    pool = mp.get_context("spawn").Pool(jobs, initializer=_start_worker, initargs=(threads,))
-    try:
-        bar = tqdm(total=len(chosen), unit="config", dynamic_ncols=True, leave=False)
-        for i, part in pool.imap_unordered(_retrain_task, tasks):
-            parts[i].append(part)
-            if len(parts[i]) < runs[i]:
-                continue
-            done[i] = v = verified(chosen[i], labels[i], configs[i], seeds, merge(parts[i]), source)
-            bar.update()
-            tqdm.write(
-                f"{labels[i]}: trial {v.trial.number} (study score {v.trial.value:.1f}) trained "
-                f"in {v.result.wall_seconds:.1f} s: {v.aggregate} {v.verified_score:.1f}, "
-                f"solved {v.solved}"
-            )
-        bar.close()
-        pool.close()
-    except BaseException:  # Ctrl-C or a worker's error: stop every worker now
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
+    bar = tqdm(total=len(chosen), unit="config", dynamic_ncols=True, leave=False)
+    for i, part in workers.imap(tasks):
+        parts[i].append(part)
+        if len(parts[i]) < runs[i]:
+            continue
+        done[i] = v = verified(chosen[i], labels[i], configs[i], seeds, merge(parts[i]), source)
+        bar.update()
+        tqdm.write(
+            f"{labels[i]}: trial {v.trial.number} (study score {v.trial.value:.1f}) trained "
+            f"in {v.result.wall_seconds:.1f} s: {v.aggregate} {v.verified_score:.1f}, "
+            f"solved {v.solved}"
+        )
+    bar.close()
     return [done[i] for i in range(len(chosen))]
 
 
@@ -644,7 +669,7 @@ def race(
     device: torch.device,
     episodes: int,
     source: Source,
-    jobs: int = 1,
+    workers: Workers | None = None,
 ) -> tuple[list[FrozenTrial], list[Verified]]:
     """Too many ties to verify each in full: retrain every one on a few fresh seeds of the race's
     own, and send the `finalists` that do best there (the same order as pick_best) on to the full
@@ -655,7 +680,7 @@ def race(
         f"({seeds[0]}-{seeds[-1]}), the best {finalists} go on to the full verification"
     )
     labels = [f"race {i + 1}/{len(chosen)}" for i in range(len(chosen))]
-    ran = verify_all(chosen, labels, seeds, device, episodes, source, jobs)
+    ran = verify_all(chosen, labels, seeds, device, episodes, source, workers)
     ranked = pick_best(ran)
     print(f"\nrace on {len(seeds)} fresh seeds, {episodes} greedy episodes each:")
     print(race_table(ranked, finalists))
@@ -688,7 +713,7 @@ def verify_reserves(
     device: torch.device,
     episodes: int,
     source: Source,
-    jobs: int = 1,
+    workers: Workers | None = None,
 ) -> list[Verified]:
     """While no config verified so far solves every fresh seed, verify the next contender from
     the race (`reserves`, in the race's order), until one does or the reserves run out. Three
@@ -707,7 +732,7 @@ def verify_reserves(
             f"{n} of {len(reserves)}, the next from the race"
         )
         label = f"trial-{r.trial.number}"  # its seeds split across the workers
-        done += verify_all([r.trial], [label], seeds, device, episodes, source, jobs)
+        done += verify_all([r.trial], [label], seeds, device, episodes, source, workers)
     return done
 
 
@@ -924,29 +949,31 @@ def main(argv: list[str] | None = None) -> int:
             f"({describe(chosen)}), too close for the study to tell apart"
         )
     raced: list[Verified] = []
-    if racing:
-        chosen, raced = race(
-            chosen, race_seeds, args.finalists, device, args.episodes, source, args.jobs
-        )
-    if contest and len(chosen) > 1:
-        print(
-            f"verifying {'the finalists' if racing else 'each'} on the same {len(seeds)} fresh "
-            f"seeds ({seeds[0]}-{seeds[-1]}); the one that verifies best becomes best.yaml"
-        )
-    if args.trial is not None:
-        labels = [f"trial-{args.trial}"]
-    elif args.top == 1:
-        labels = [f"trial-{t.number}" for t in chosen]
-    else:
-        labels = [f"top-{i + 1}" for i in range(len(chosen))]
+    with Workers(args.jobs) as workers:
+        if racing:
+            chosen, raced = race(
+                chosen, race_seeds, args.finalists, device, args.episodes, source, workers
+            )
+        if contest and len(chosen) > 1:
+            print(
+                f"verifying {'the finalists' if racing else 'each'} on the same {len(seeds)} "
+                f"fresh seeds ({seeds[0]}-{seeds[-1]}); the one that verifies best becomes "
+                "best.yaml"
+            )
+        if args.trial is not None:
+            labels = [f"trial-{args.trial}"]
+        elif args.top == 1:
+            labels = [f"trial-{t.number}" for t in chosen]
+        else:
+            labels = [f"top-{i + 1}" for i in range(len(chosen))]
 
-    verified = verify_all(chosen, labels, seeds, device, args.episodes, source, args.jobs)
-    finalists = len(verified)
-    if racing:
-        reserves = raced[finalists : finalists + args.reserves]
-        verified += verify_reserves(
-            reserves, verified, seeds, device, args.episodes, source, args.jobs
-        )
+        verified = verify_all(chosen, labels, seeds, device, args.episodes, source, workers)
+        finalists = len(verified)
+        if racing:
+            reserves = raced[finalists : finalists + args.reserves]
+            verified += verify_reserves(
+                reserves, verified, seeds, device, args.episodes, source, workers
+            )
     if contest:
         verified = pick_best(verified)
         verified[0].label = "best"
