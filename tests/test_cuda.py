@@ -76,6 +76,20 @@ def test_a_checkpoint_saved_on_the_device_plays_the_same_on_the_cpu(tmp_path):
     assert np.array_equal(evaluate(on_cpu, config.env, 3)[0], on_dev)
 
 
+def test_a_device_buffer_gives_a_slot_drawn_many_times_the_priority_of_its_last_draw():
+    """A CUDA scatter keeps an arbitrary one of duplicate writes; the buffer must not (before the
+    fix, the H200 kept another draw's priority and the draws below drifted from the CPU's)."""
+    buf = prioritized_for_random_steps(64, 1, device=DEVICE)
+    for step in random_steps(64):
+        buf.add(*step)
+    slots = torch.tensor([[5, 9] * 128, [3] * 256], device=DEVICE)  # [K=2, B=256]
+    td = torch.arange(1.0, 513.0, device=DEVICE).view(2, 256)
+    buf.update_priorities(slots, td)
+    p = buf.priority.cpu() ** (1 / buf.alpha) - buf.eps
+    torch.testing.assert_close(p[0, [5, 9]], torch.tensor([255.0, 256.0], dtype=p.dtype))
+    torch.testing.assert_close(p[1, 3], torch.tensor(512.0, dtype=p.dtype))
+
+
 @pytest.mark.parametrize("n_step", [1, 3])
 def test_a_device_buffer_stores_and_draws_what_a_cpu_buffer_does(n_step):
     """Rows, n-step columns, prioritized draws and their weights: a buffer on the device against

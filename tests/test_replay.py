@@ -207,6 +207,15 @@ def test_new_transitions_get_the_highest_priority_seen(numpy_paths):
 
 
 @NUMPY_OR_TORCH
+def test_a_slot_drawn_twice_in_a_batch_keeps_the_priority_of_its_last_draw(numpy_paths):
+    buf = per_buffer(alpha=1.0, numpy_paths=numpy_paths)
+    buf.update_priorities(
+        torch.tensor([[2, 0, 2, 1, 0]]), torch.tensor([[5.0, 1.0, -7.0, 2.0, 3.0]])
+    )
+    assert buf.priority[0].tolist() == pytest.approx([3.0, 2.0, 7.0, 1.0, 0.0])
+
+
+@NUMPY_OR_TORCH
 def test_one_seeds_priorities_do_not_change_anothers_samples(numpy_paths):
     a, b = (per_buffer(1.0, seeds=(0, 1), numpy_paths=numpy_paths) for _ in range(2))
     b.update_priorities(torch.tensor([[0, 1], [0, 1]]), torch.tensor([[0.0, 0.0], [50.0, 0.1]]))

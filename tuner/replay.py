@@ -264,7 +264,13 @@ class ReplayBuffer:
             kernels.set_priorities(self.sums, self.mins, idx, p**self.alpha)
             return
         p = td_errors.abs().double() + self.eps
-        self.priority.scatter_(1, indices, p**self.alpha)
+        # a slot drawn twice in one batch gets the priority of its last draw, as on the CPU: a
+        # CUDA scatter keeps an arbitrary one of duplicate writes (seen on an H200: draws drifted
+        # from the CPU's within a few updates), so every duplicate writes that same value
+        b = indices.shape[1]
+        same = indices[:, :, None] == indices[:, None, :]  # [K, B, B], a batch is small
+        last = torch.where(same, torch.arange(b, device=self.device), -1).amax(-1)
+        self.priority.scatter_(1, indices, (p**self.alpha).gather(1, last))
         self.max_priority = torch.maximum(self.max_priority, p.max(1, keepdim=True).values)
 
     def _gather(self, idx: torch.Tensor) -> torch.Tensor:
