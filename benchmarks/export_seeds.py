@@ -79,6 +79,12 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--no-sb3", action="store_true", help="skip SB3's one-seed reference")
     p.add_argument(
+        "--devices",
+        default="cpu,cuda",
+        help="devices to time, in order (cuda only where there is one); a GPU machine's own "
+        "CPU is not the CPU the targets speak of, so benchmarks/gpu/check.sh times cuda alone",
+    )
+    p.add_argument(
         "--repeat", type=int, default=1, help="rounds of the whole plan; rows report the median"
     )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/export_seeds.json")
@@ -86,7 +92,11 @@ def main() -> None:
 
     study = load_config(args.study_config).replace(eval_every=0)
     zoo = configs(args.zoo_steps)["rl_zoo"][0]
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = [
+        d
+        for d in args.devices.split(",")
+        if d == "cpu" or (d == "cuda" and torch.cuda.is_available())
+    ]
     sizes = [int(s) for s in args.sizes.split(",") if s]
     zoo_sizes = [int(s) for s in args.zoo_sizes.split(",") if s]
     plan = [("study", study, d, s) for d in devices for s in sizes]
