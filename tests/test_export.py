@@ -452,7 +452,9 @@ def test_a_seed_that_diverges_fails_its_config_and_the_export_goes_on(tmp_path):
     assert f"| {first + 2} |" in report and "diverged at env step 133 |" in report
     assert "(2 diverged)" in report and "training diverged on 2 of them" in report
     curve = (out / "trial-0" / "curve.csv").read_text().splitlines()
-    assert len(curve) == 2 and curve[1].endswith(",nan,nan")  # no evaluation before step 133
+    row = curve[1].split(",")  # step, the 4 seeds, their mean: no evaluation before step 133
+    assert len(curve) == 2 and row[3:5] == ["nan", "nan"]
+    assert float(row[5]) == pytest.approx((float(row[1]) + float(row[2])) / 2, abs=0.01)
 
     workers = export(
         "--storage", url, "--study-name", "unstable", "--seeds", "4", "--episodes", "2",

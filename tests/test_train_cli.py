@@ -5,8 +5,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from tests.toy_envs import FORK
 from tuner.config import DQNConfig, load_config, save_config
+from tuner.dqn import train
 
 TINY = DQNConfig(
     total_steps=400,
@@ -69,6 +72,53 @@ def test_train_writes_checkpoints_curve_and_plot(tmp_path):
         str(tmp_path / "warm"),
     )
     assert warm.returncode == 0, warm.stderr
+
+
+def test_a_seed_that_diverges_is_reported_and_the_other_seeds_keep_their_results(tmp_path):
+    """Unstable's observations overflow the network on seeds 1,000,002 and 1,000,003 (MSE, so the
+    updates turn non-finite at env step 133): the run goes on without them, their rows say where
+    they diverged, they get no checkpoint, and the others are the seeds trained alone, to the bit."""
+    config = FORK.replace(
+        env="tests.toy_envs:Unstable-v0",
+        total_steps=1000,
+        learning_rate=1e-2,
+        batch_size=32,
+        eval_episodes=2,
+        eval_every=500,
+        loss="mse",
+        seed=1_000_000,
+    )
+    save_config(config, tmp_path / "unstable.yaml")
+    out = tmp_path / "out"
+    done = run(
+        str(tmp_path / "unstable.yaml"), "--seeds", "4", "--device", "cpu", "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1000002  diverged at env step 133" in done.stdout
+    assert "1000003  diverged at env step 133" in done.stdout
+    assert "(of the 2 seeds that trained)" in done.stdout
+    assert "training diverged on 2 of 4 seeds" in done.stdout
+    kept = sorted(p.name for p in out.glob("seed-*.pt"))
+    assert kept == ["seed-1000000.pt", "seed-1000001.pt"]
+    alone = train(config.replace(seed=1_000_001), seeds=1, device="cpu").network.seed_state(0)
+    saved = torch.load(out / "seed-1000001.pt", weights_only=True)["weights"]
+    assert all(torch.equal(saved[name], alone[name]) for name in alone)
+    with open(out / "curve.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][1:] == [f"seed_{s}" for s in range(1_000_000, 1_000_004)] + ["mean"]
+    for row in rows[1:]:  # evaluations at 500 and 1000: after the two diverged
+        assert row[3:5] == ["nan", "nan"]
+        assert float(row[5]) == pytest.approx((float(row[1]) + float(row[2])) / 2, abs=0.01)
+
+    every = config.replace(seed=1_000_002)  # seeds 1,000,002 and 1,000,003 alone
+    save_config(every, tmp_path / "every.yaml")
+    failed = run(
+        str(tmp_path / "every.yaml"), "--seeds", "2", "--device", "cpu", "--out", str(out / "x")
+    )
+    assert failed.returncode == 2 and not (out / "x").exists()
+    assert "training diverged on every seed (seed 1000002 at env step 133, seed 1000003" in (
+        failed.stderr
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ import multiprocessing as mp
 import os
 import signal
 import sys
-import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -33,10 +32,9 @@ from tqdm import tqdm
 
 from tuner.cli import run_main, stop_signals_as_ctrl_c
 from tuner.config import DQNConfig, save_config
-from tuner.dqn import TrainResult, evaluate, resolve_device, save_checkpoints, train
+from tuner.dqn import Retrained, TrainResult, merge, resolve_device, retrain, save_checkpoints
 from tuner.envs import check_env
-from tuner.errors import Diverged, TunerError
-from tuner.networks import BatchedQNetwork
+from tuner.errors import TunerError
 from tuner.report import plot_learning_curve, plot_study, write_curve_csv
 from tuner.run import open_storage, read_study
 from tuner.study import (
@@ -407,110 +405,6 @@ def trial_config(trial: FrozenTrial, seeds: list[int]) -> DQNConfig:
     """The trial's own config (the study's budget), trained from the first fresh seed."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
     return config.replace(seed=seeds[0])
-
-
-@dataclass
-class Retrained:
-    """A config trained on fresh seeds and played greedily: `result` holds every seed (a diverged
-    seed's row is its network as it was when found, its curve ends there), `returns` [S,
-    episodes] every seed's greedy episodes, `diverged` {seed: env step} the seeds whose training
-    diverged."""
-
-    result: TrainResult
-    returns: np.ndarray
-    diverged: dict[int, int]
-
-
-def retrain(
-    config: DQNConfig, seeds: list[int], device: torch.device, episodes: int, progress: bool
-) -> Retrained:
-    """Train config's `seeds` (consecutive, from config.seed) in one batched run and play
-    `episodes` greedy episodes with each. A seed whose training diverges is a failed seed, not a
-    failed export: the other seeds of its run train again without it, which gives them the
-    weights they would have had anyway (a seed trains to the same bits alone or anywhere in a
-    batch), and it is scored by what its diverged network does."""
-    assert seeds == list(range(config.seed, config.seed + len(seeds)))
-    parts, groups, seen = [], [list(seeds)], []
-    while groups:
-        group = groups.pop(0)
-        seen.clear()
-        start = time.perf_counter()
-        try:
-            result = train(
-                config.replace(seed=group[0]),
-                seeds=len(group),
-                device=device,
-                on_eval=lambda step, returns: seen.append((step, returns)),
-                progress=progress,
-            )
-        except Diverged as exc:
-            k = group.index(exc.seed)
-            parts.append(diverged_seed(config, exc, k, seen, time.perf_counter() - start, episodes))
-            rest = [part for part in (group[:k], group[k + 1 :]) if part]
-            groups += rest
-            if progress:  # a worker's output would be lost: its parent reports the count
-                print(
-                    f"  seed {exc.seed} diverged at env step {exc.step:,}"
-                    + (f"; training its run's other {len(group) - 1} seed(s) again" if rest else "")
-                )
-            continue
-        parts.append(Retrained(result, evaluate(result.network, config.env, episodes), {}))
-    return merge(parts)
-
-
-def diverged_seed(
-    config: DQNConfig,
-    exc: Diverged,
-    k: int,
-    evals: list[tuple[int, np.ndarray]],
-    seconds: float,
-    episodes: int,
-) -> Retrained:
-    """Seed k of a run that diverged (exc): its network as it was found, its curve until then
-    (the run's `evals`), and the greedy episodes of that network."""
-    network = BatchedQNetwork.gather([(exc.network, k)])
-    with np.errstate(all="ignore"):  # non-finite weights
-        returns = evaluate(network, config.env, episodes)
-    result = TrainResult(
-        config=config.replace(seed=exc.seed),
-        seeds=[exc.seed],
-        eval_steps=[step for step, _ in evals],
-        eval_returns=np.array([r[k] for _, r in evals]).reshape(len(evals), 1),
-        env_steps=exc.step,
-        gradient_steps=0,
-        wall_seconds=seconds,
-        stopped_early=True,
-        network=network,
-    )
-    return Retrained(result, returns, {exc.seed: exc.step})
-
-
-def merge(parts: list[Retrained]) -> Retrained:
-    """The seeds of several runs of one config as one, in seed order: a curve where a run has
-    no evaluation (after its seed diverged) is nan; the seconds are every run's together."""
-    if len(parts) == 1:
-        return parts[0]
-    parts = sorted(parts, key=lambda p: p.result.seeds[0])
-    runs = [p.result for p in parts]
-    steps = sorted(set().union(*(r.eval_steps for r in runs)))
-    columns = []
-    for r in runs:
-        row = {t: i for i, t in enumerate(r.eval_steps)}
-        for k in range(len(r.seeds)):
-            columns.append([r.eval_returns[row[t], k] if t in row else np.nan for t in steps])
-    result = TrainResult(
-        config=runs[0].config,
-        seeds=[s for r in runs for s in r.seeds],
-        eval_steps=steps,
-        eval_returns=np.array(columns).T.reshape(len(steps), len(columns)),
-        env_steps=max(r.env_steps for r in runs),
-        gradient_steps=max(r.gradient_steps for r in runs),
-        wall_seconds=sum(r.wall_seconds for r in runs),
-        stopped_early=False,
-        network=BatchedQNetwork.gather([(r.network, k) for r in runs for k in range(len(r.seeds))]),
-    )
-    returns = np.vstack([p.returns for p in parts])
-    return Retrained(result, returns, {s: t for p in parts for s, t in p.diverged.items()})
 
 
 def verify(

@@ -15,12 +15,13 @@ import optuna
 
 
 def write_curve_csv(steps: list[int], returns: np.ndarray, seeds: list[int], path: Path) -> None:
-    """One row per evaluation: step, each seed's mean return, the mean over seeds."""
+    """One row per evaluation: step, each seed's mean return, the mean over seeds (over those
+    that have one: nan after a seed diverged)."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["step", *(f"seed_{s}" for s in seeds), "mean"])
-        for step, row in zip(steps, returns):
-            writer.writerow([step, *(f"{r:.2f}" for r in row), f"{row.mean():.2f}"])
+        for step, row, mean in zip(steps, returns, seed_mean(returns)):
+            writer.writerow([step, *(f"{r:.2f}" for r in row), f"{mean:.2f}"])
 
 
 def plot_learning_curve(
@@ -44,7 +45,7 @@ def plot_learning_curve(
             ms=2.5,
             label=f"seed {seed}" if len(seeds) <= 10 else None,
         )
-    ax.plot(steps, returns.mean(1), lw=2.4, color="black", marker="o", ms=4, label="mean")
+    ax.plot(steps, seed_mean(returns), lw=2.4, color="black", marker="o", ms=4, label="mean")
     if threshold is not None:
         ax.axhline(threshold, ls="--", lw=1, color="tab:green", label=f"threshold {threshold:g}")
     ax.set(xlabel="env steps per seed", ylabel="greedy eval return", title=title)
@@ -56,13 +57,32 @@ def plot_learning_curve(
     plt.close(fig)
 
 
-def seed_table(seeds: list[int], final: np.ndarray, best: np.ndarray) -> str:
-    """A plain-text per-seed table with a mean and std line."""
-    lines = [f"{'seed':>6}  {'final':>8}  {'best':>8}", f"{'-' * 6}  {'-' * 8}  {'-' * 8}"]
-    lines += [f"{s:>6}  {f:>8.1f}  {b:>8.1f}" for s, f, b in zip(seeds, final, best)]
-    lines.append(f"{'mean':>6}  {final.mean():>8.1f}  {best.mean():>8.1f}")
-    lines.append(f"{'std':>6}  {final.std():>8.1f}  {best.std():>8.1f}")
+def seed_table(
+    seeds: list[int], final: np.ndarray, best: np.ndarray, diverged: dict[int, int] | None = None
+) -> str:
+    """A plain-text per-seed table with a mean and std line. A seed in `diverged` ({seed: env
+    step}) is a row that says where, and is left out of the mean and std."""
+    diverged = diverged or {}
+    w = max(6, *(len(str(s)) for s in seeds))
+    lines = [f"{'seed':>{w}}  {'final':>8}  {'best':>8}", f"{'-' * w}  {'-' * 8}  {'-' * 8}"]
+    for s, f, b in zip(seeds, final, best):
+        row = f"diverged at env step {diverged[s]:,}" if s in diverged else f"{f:>8.1f}  {b:>8.1f}"
+        lines.append(f"{s:>{w}}  {row}")
+    kept = np.array([s not in diverged for s in seeds])
+    if kept.any():
+        note = "" if kept.all() else f"  (of the {kept.sum()} seeds that trained)"
+        final, best = final[kept], best[kept]
+        lines.append(f"{'mean':>{w}}  {final.mean():>8.1f}  {best.mean():>8.1f}{note}")
+        lines.append(f"{'std':>{w}}  {final.std():>8.1f}  {best.std():>8.1f}")
     return "\n".join(lines)
+
+
+def seed_mean(returns: np.ndarray) -> np.ndarray:
+    """[T, K] -> [T]: the mean over the seeds that have a value (a diverged seed's curve is nan
+    after it diverged); nan where none has."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice"
+        return np.nanmean(returns, 1)
 
 
 def plot_study(study: optuna.Study, out: Path, *, slices: int = 4) -> dict[str, Path]:

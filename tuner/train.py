@@ -10,7 +10,7 @@ import numpy as np
 
 from tuner.cli import run_main
 from tuner.config import load_config, save_config
-from tuner.dqn import load_checkpoint, resolve_device, save_checkpoints, train
+from tuner.dqn import load_checkpoint, resolve_device, retrain, save_checkpoints
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.report import plot_learning_curve, seed_table, write_curve_csv
@@ -53,11 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"training {config.env} for {config.total_steps:,} steps x {args.seeds} seed(s) on {device}"
     )
-    result = train(config, seeds=args.seeds, device=device, init_from=args.init_from, progress=True)
+    seeds = list(range(config.seed, config.seed + args.seeds))
+    done = retrain(config, seeds, device, episodes=0, progress=True, init_from=args.init_from)
+    result, diverged = done.result, done.diverged
+    if len(diverged) == len(seeds):
+        where = ", ".join(f"seed {s} at env step {t:,}" for s, t in diverged.items())
+        raise TunerError(
+            f"training diverged on every seed ({where}): non-finite loss or Q-values; "
+            "try a lower learning_rate or a gradient clamp"
+        )
 
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
-    save_checkpoints(result, out)
+    save_checkpoints(result, out, skip=set(diverged))  # no use in non-finite weights
     write_curve_csv(result.eval_steps, result.eval_returns, result.seeds, out / "curve.csv")
     plot_learning_curve(
         result.eval_steps,
@@ -67,7 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         title=f"{config.env}: {Path(args.config).name}",
         threshold=info.reward_threshold,
     )
-    print(seed_table(result.seeds, result.final_returns, np.max(result.eval_returns, 0)))
+    best = np.where(np.isnan(result.eval_returns), -np.inf, result.eval_returns).max(0)
+    print(seed_table(result.seeds, result.final_returns, best, diverged))
+    if diverged:
+        print(
+            f"training diverged on {len(diverged)} of {len(seeds)} seeds (non-finite loss or "
+            "Q-values); the others trained again without them and have checkpoints: try a lower "
+            "learning_rate or a gradient clamp"
+        )
     print(
         f"{result.env_steps:,} env steps and {result.gradient_steps:,} gradient steps per seed in "
         f"{result.wall_seconds:.1f} s ({result.steps_per_second:,.0f} env steps/s over all seeds)"
