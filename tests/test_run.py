@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
+import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
@@ -265,6 +266,15 @@ def test_unreachable_database_is_one_sentence_and_exit_2(tmp_path):
     done = run(tmp_path, "--storage", "postgresql://nobody@127.0.0.1:9/none", "--trials", "1")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "cannot open storage" in done.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_device_cuda_without_a_gpu_is_one_sentence_and_exit_2_and_writes_nothing(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    done = run(tmp_path, "--trials", "1", "--device", "cuda")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "no CUDA GPU is available" in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.yaml"]
 
 
 @pytest.mark.parametrize("tool", ["tuner.run", "tuner.export", "tuner.dashboard"])

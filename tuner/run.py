@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from tuner.cli import run_main, stop_signals_as_ctrl_c
+from tuner.dqn import resolve_device
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.objective import FIXED_OUTSIDE_SPACE, objective
@@ -71,6 +72,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--timeout", type=float, default=None, help="stop starting trials after this many seconds"
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where trials train: cpu (default; a trial's few seeds of a small network run "
+        "faster on a CPU core than on a GPU, and workers sharing one GPU take turns), cuda or auto",
     )
     return p.parse_args(argv)
 
@@ -317,6 +324,7 @@ def worker(
     target: int,
     deadline: float | None,
     threads: int,
+    device: str = "cpu",
 ) -> None:
     """Ask, train and tell trials until the study holds `target` finished ones."""
     interrupts = Interrupts()
@@ -349,7 +357,7 @@ def worker(
                     current = study.ask()
             with Heartbeat(storage, current._trial_id):
                 try:
-                    value = objective(current, spec)
+                    value = objective(current, spec, device=device)
                 except optuna.TrialPruned:
                     value = None
             with interrupts.held():
@@ -413,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = read_study(args.study)
     if args.trials < 1 or args.jobs < 1:
         raise TunerError("--trials and --jobs must be at least 1")
+    device = resolve_device(args.device)  # --device cuda without a GPU fails before writing
     url = args.storage or spec.default_storage
     name = args.study_name or spec.name
     command = shlex.join(
@@ -433,13 +442,15 @@ def main(argv: list[str] | None = None) -> int:
     ctx = mp.get_context("spawn")
     procs = [
         ctx.Process(
-            target=worker, args=(i, str(spec.path), url, name, args.trials, deadline, threads)
+            target=worker,
+            args=(i, str(spec.path), url, name, args.trials, deadline, threads, str(device)),
         )
         for i in range(args.jobs)
     ]
     print(
         f"tuning {spec.env} in study {name!r} ({url}): {args.jobs} worker(s), until "
         f"{args.trials} finished trials; {spec.seeds} seeds x {spec.steps:,} steps per trial"
+        + (f", on {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
         + (
             f", {spec.confirm} more for a trial whose own seeds score within "
             f"{percent(spec.tie)} of the best"
