@@ -7,9 +7,11 @@ the tests themselves (every comparison then holds trivially or to the bit) where
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
+import optuna
 import pytest
 import torch
 
@@ -109,3 +111,30 @@ def test_a_device_buffer_stores_and_draws_what_a_cpu_buffer_does(n_step):
             for j in range(2):
                 cpu.update_priorities(a.indices[j], td[j])
                 dev.update_priorities(b.indices[j], td[j].to(dev.device))
+
+
+def test_an_export_on_the_device_races_on_the_cpu_and_verifies_on_the_device(tmp_path):
+    """Four tied Fork trials, 2 finalists: with --device DEVICE the race runs on the CPU (a few
+    seeds of a small network are faster there) and gives exactly the race a CPU export gives;
+    the finalists are verified on the device."""
+    from tests.test_export import QUICK_FORK, export, finished_study
+
+    lucky = QUICK_FORK.replace(termination_penalty=10.0)
+    url = f"sqlite:///{tmp_path / 'fork.db'}"
+    penalty = optuna.distributions.FloatDistribution(-10.0, 10.0)
+    trials = [(c, 3.0) for c in (lucky, lucky, QUICK_FORK, QUICK_FORK)]
+    finished_study(url, "fork", "termination_penalty", penalty, trials)
+    args = ["--storage", url, "--study-name", "fork", "--episodes", "5", "--seeds", "2"]
+    args += ["--race-seeds", "2", "--finalists", "2"]
+    runs = {}
+    for device in ("cpu", DEVICE):
+        out = tmp_path / device
+        done = export(*args, "--device", device, "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        runs[device] = json.loads((out / "race.json").read_text()), done.stdout
+    assert runs[DEVICE][0] == runs["cpu"][0]
+    if DEVICE == "cuda":
+        assert "retraining on CUDA" in runs[DEVICE][1]
+        assert "racing them first on the CPU" in runs[DEVICE][1]
+        final = json.loads((tmp_path / DEVICE / "best" / "verification.json").read_text())
+        assert final["per_seed_mean"] == [3.0, 3.0]
