@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"training {config.env} for {config.total_steps:,} steps x {args.seeds} seed(s) on {device}"
+        + (
+            " (a few seeds of a small network often train faster on the CPU: --device cpu)"
+            if device.type == "cuda" and args.device == "auto" and args.seeds < 8
+            else ""
+        )
     )
     seeds = list(range(config.seed, config.seed + args.seeds))
     done = retrain(config, seeds, device, episodes=0, progress=True, init_from=args.init_from)
