@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every check that needs a CUDA GPU, as one command of about 5 minutes on a lent GPU machine;
+# Every check that needs a CUDA GPU, as one command of about 6 minutes on a lent GPU machine;
 # each step has its own time limit, and a step that fails or runs out leaves the next to run:
 #   1. the CUDA tests (tests/test_cuda.py, and tuner.export's end-to-end test, which retrains on
 #      the GPU when there is one);
@@ -8,7 +8,10 @@
 #      seed on the project's CPU), then the default study's pick at 1, 8, 32 and 128 seeds;
 #   3. whether a seed trains to the same bits alone, in a batch and twice on the GPU
 #      (benchmarks/gpu/batch_bits.py);
-#   4. python -m tuner.train --device cuda on the default study's pick, 4 seeds.
+#   4. torch's profiler over 10k steps of RL Zoo's config at 64 seeds
+#      (benchmarks/gpu/profile_train.py): where the host and the GPU spend the time;
+#   5. only when ONLY names it (train_cli): python -m tuner.train --device cuda on the default
+#      study's pick, 4 seeds.
 # Its outputs are 8 files (a device call brings back no more) in $OUT (or /tmp/gpu-check).
 #
 #     bash benchmarks/gpu/wheels.sh          # here, once: what the GPU machine's Python lacks
@@ -51,7 +54,7 @@ fi
 step() {  # step NAME LIMIT_S COMMAND...: runs it, tees its output to $OUT/NAME.txt
     local name=$1 limit=$2
     shift 2
-    [[ -z ${ONLY:-} || " $ONLY " == *" $name "* ]] || return 0
+    [[ " $ONLY " == *" $name "* ]] || return 0
     echo "== $name (limit ${limit} s)"
     local start=$SECONDS
     timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"
@@ -60,8 +63,10 @@ step() {  # step NAME LIMIT_S COMMAND...: runs it, tees its output to $OUT/NAME.
     return "$rc"
 }
 
+# 8 files come back from a device call: the default steps write exactly that many
+ONLY=${ONLY:-pytest export_seeds_zoo export_seeds_study batch_bits profile}
 failed=0
-step pytest 120 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+step pytest 200 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py \
     "tests/test_export.py::test_export_writes_a_trainable_best_config_verified_on_fresh_seeds" \
     || failed=1
 step export_seeds_zoo 120 python3 benchmarks/export_seeds.py --devices cuda --sizes "" \
@@ -71,6 +76,8 @@ step export_seeds_study 120 python3 benchmarks/export_seeds.py --devices cuda \
     --study-config studies/configs/cartpole_default_pick.yaml \
     --out "$OUT/export_seeds_study.json" || failed=1
 step batch_bits 75 python3 benchmarks/gpu/batch_bits.py --out /tmp/batch_bits.json || failed=1
+step profile 90 bash -c 'python3 benchmarks/gpu/profile_train.py --out /tmp/profile_train.txt \
+    && cat /tmp/profile_train.txt' || failed=1
 step train_cli 45 python3 -m tuner.train studies/configs/cartpole_default_pick.yaml --seeds 4 \
     --device "${TUNER_TEST_DEVICE:-cuda}" --out /tmp/train-cli || failed=1
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv \
