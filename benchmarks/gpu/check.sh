@@ -8,7 +8,8 @@
 #      seed on the project's CPU), then the default study's pick at 1, 8, 32 and 128 seeds;
 #   3. whether a seed trains to the same bits alone, in a batch and twice on the GPU
 #      (benchmarks/gpu/batch_bits.py);
-#   4. torch's profiler over 10k steps of RL Zoo's config at 64 seeds
+#   4. torch's profiler and cProfile over 10k steps of RL Zoo's config at 64 seeds, then the
+#      default study's pick (with its evaluations) at 1 and 8 seeds
 #      (benchmarks/gpu/profile_train.py): where the host and the GPU spend the time;
 #   5. only when ONLY names it (train_cli): python -m tuner.train --device cuda on the default
 #      study's pick, 4 seeds.
@@ -76,8 +77,11 @@ step export_seeds_study 120 python3 benchmarks/export_seeds.py --devices cuda \
     --study-config studies/configs/cartpole_default_pick.yaml \
     --out "$OUT/export_seeds_study.json" || failed=1
 step batch_bits 75 python3 benchmarks/gpu/batch_bits.py --out /tmp/batch_bits.json || failed=1
-step profile 90 bash -c 'python3 benchmarks/gpu/profile_train.py --out /tmp/profile_train.txt \
-    && cat /tmp/profile_train.txt' || failed=1
+step profile 180 bash -c 'for run in "rl_zoo 64 10000" "pick 1 20000 --evals" "pick 8 20000 --evals"; do
+    set -- $run
+    python3 benchmarks/gpu/profile_train.py --config $1 --seeds $2 --steps $3 ${4:-} \
+        --out /tmp/profile_train.txt && cat /tmp/profile_train.txt || exit 1
+    done' || failed=1
 step train_cli 45 python3 -m tuner.train studies/configs/cartpole_default_pick.yaml --seeds 4 \
     --device "${TUNER_TEST_DEVICE:-cuda}" --out /tmp/train-cli || failed=1
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv \

@@ -13,6 +13,9 @@ launches, CUDA graphs, fewer host-device copies) can be aimed at what costs. Wri
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -35,6 +38,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--rows", type=int, default=25)
+    p.add_argument(
+        "--evals", action="store_true", help="keep the config's evaluations (export's retrain)"
+    )
     p.add_argument("--out", type=Path, default=Path("profile_train.txt"))
     args = p.parse_args()
 
@@ -42,7 +48,9 @@ def main() -> None:
         config = configs(args.steps)["rl_zoo"][0]
     else:
         config = load_config(ROOT / "studies/configs/cartpole_default_pick.yaml")
-    config = config.replace(total_steps=args.steps, eval_every=0)
+    config = config.replace(total_steps=args.steps)
+    if not args.evals:
+        config = config.replace(eval_every=0)
     train(config.replace(total_steps=2000), seeds=args.seeds, device=args.device)  # warm up
     activities = [ProfilerActivity.CPU]
     if args.device == "cuda":
@@ -68,6 +76,24 @@ def main() -> None:
             "by GPU time:",
             events.table(sort_by="self_cuda_time_total", row_limit=args.rows),
         ]
+    # the host's time by Python function (tuner's own code and the torch calls it makes): a
+    # second run under cProfile, which the torch profiler's operator table cannot show
+    stats_run = cProfile.Profile()
+    start = time.perf_counter()
+    stats_run.enable()
+    train(config, seeds=args.seeds, device=args.device)
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+    stats_run.disable()
+    buffer = io.StringIO()
+    stats = pstats.Stats(stats_run, stream=buffer)
+    stats.sort_stats("tottime").print_stats(args.rows)
+    stats.sort_stats("cumulative").print_stats("tuner", args.rows)
+    parts += [
+        "",
+        f"by Python function (cProfile, {time.perf_counter() - start:.1f} s with it on):",
+        buffer.getvalue(),
+    ]
     text = "\n".join(parts)
     args.out.write_text(text + "\n")
     print(head)
