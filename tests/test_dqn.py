@@ -100,16 +100,20 @@ DEVICE_PATH_MIXES = {  # feature mixes that cover every path a device takes apar
 }
 
 
+@pytest.mark.parametrize("host_acting", [False, True], ids=["device-acts", "host-copy-acts"])
 @pytest.mark.parametrize("extra", DEVICE_PATH_MIXES.values(), ids=DEVICE_PATH_MIXES.keys())
-def test_the_code_a_gpu_runs_trains_the_same_weights_on_the_cpu(monkeypatch, extra):
-    """On a device, the network acts and the replay buffer stores, samples, fills n-step columns
-    and updates priorities with torch alone, where the CPU uses numpy and compiled loops. No GPU
-    here, so the whole trainer runs those torch paths on the CPU: it must train the same weights
-    to the bit, and see the same evaluations, as the CPU paths."""
+def test_the_code_a_gpu_runs_trains_the_same_weights_on_the_cpu(monkeypatch, extra, host_acting):
+    """On a device, the replay buffer stores, samples, fills n-step columns and updates
+    priorities with torch alone, where the CPU uses numpy and compiled loops; the network acts
+    with torch, or with numpy from a host copy of its weights refreshed after every training
+    phase (small networks, dqn.acts_on_host). No GPU here, so the whole trainer runs those paths
+    on the CPU: it must train the same weights to the bit, and see the same evaluations, as the
+    CPU paths (a stale host copy would act differently and part the runs)."""
     config = FAST.replace(total_steps=2000, eval_every=1000, hidden_sizes=(32, 32), **extra)
     cpu_paths = train(config, seeds=2, device="cpu")
     monkeypatch.setattr(dqn, "BatchedQNetwork", partial(BatchedQNetwork, numpy_paths=False))
     monkeypatch.setattr(dqn, "ReplayBuffer", partial(ReplayBuffer, numpy_paths=False))
+    monkeypatch.setattr(dqn, "acts_on_host", lambda network, rows: host_acting)
     device_paths = train(config, seeds=2, device="cpu")
     assert device_paths.network.host_layers is None  # the torch paths really ran
     assert cpu_paths.network.host_layers is not None

@@ -203,6 +203,7 @@ def test_new_transitions_get_the_highest_priority_seen(numpy_paths):
     buf = per_buffer(alpha=0.5, numpy_paths=numpy_paths)
     buf.update_priorities(torch.tensor([[0, 1]]), torch.tensor([[9.0, 1.0]]))
     add(buf, 4, 0.0, 0.0)
+    buf.flush()  # a device buffer stages new rows until it is next read
     assert buf.priority[0].tolist() == pytest.approx([3.0, 1.0, 1.0, 1.0, 3.0])
 
 
@@ -291,8 +292,9 @@ def random_steps(count: int, seed: int = 0):
 
 @pytest.mark.parametrize("n_step", [1, 3])
 def test_device_copy_path_stores_the_same_rows_as_the_cpu_fast_path(n_step):
-    """The path CUDA buffers take (one host-to-device copy, n-step columns worked out with torch)
-    must match direct CPU writes and numpy's n-step columns, also after the ring wrapped."""
+    """The path CUDA buffers take (rows staged in host memory, then sent over in one copy when the
+    buffer is read; n-step columns worked out with torch) must match direct CPU writes and
+    numpy's n-step columns, also after the ring wrapped."""
     fast, copied = (
         ReplayBuffer(
             seeds=[0, 1],
@@ -370,6 +372,7 @@ def test_sum_trees_draw_what_one_cumulative_sum_draws(n_step):
                     buf.update_priorities(batch.indices[j], td[j])
             drawn.update(blocks.indices.flatten().tolist())
     assert len(drawn) > 200  # the draws cover the buffer, not a corner of it
+    bufs[1].flush()  # the last steps' rows, staged since the last draw
     sampleable = bufs[0].priority > 0
     torch.testing.assert_close(bufs[0].priority[sampleable], bufs[1].priority[sampleable])
 

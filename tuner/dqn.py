@@ -25,7 +25,7 @@ from tuner.envs import (
     stream_seed,
 )
 from tuner.errors import Diverged, TunerError
-from tuner.networks import BatchedQNetwork
+from tuner.networks import NUMPY_ACTIVATIONS, BatchedQNetwork
 from tuner.optim import FlatOptimizer, clip_gradients, flush_tiny
 from tuner.replay import Batch, ReplayBuffer, SeedUniforms
 
@@ -33,6 +33,14 @@ HOUSEKEEPING_EVERY = 32
 """Gradient steps between checks for divergence and flushes of tiny weights (both also run on
 the first training phase; the check also before every evaluation): each costs a few dozen
 microseconds, as much as a whole update of a small network."""
+
+HOST_ACTING_MACS = 500_000
+"""A device network acts (greedy actions) with numpy on a host copy of its weights when one call
+costs at most this many multiply-adds (seeds x observations x one network's): about 80 us at the
+6 GMAC/s numpy managed for these shapes on this project's CPUs, where a device call costs
+100-200 us of launches, copies and a wait on an H200, whatever its size
+(benchmarks/gpu/profile_train.py). Acting then needs no wait on the device between env steps,
+only one copy of the weights after each training phase, and picks the actions the CPU would."""
 
 OnEval = Callable[[int, np.ndarray], "bool | None"]
 """on_eval(env_step, mean_returns[K]); returning False stops training, raising aborts it."""
@@ -122,6 +130,18 @@ class Exploration:
         return self.random[:, i], self.greedy[:, i], self.n_greedy[i]
 
 
+def acts_on_host(network: BatchedQNetwork, rows: int) -> bool:
+    """Whether greedy actions for `rows` observations a seed cost less from a host copy of this
+    device network's weights than on the device (HOST_ACTING_MACS)."""
+    return (
+        network.host_layers is None
+        and network.params.device.type != "cpu"
+        and network.numpy_paths is not False
+        and network.activation in NUMPY_ACTIVATIONS
+        and network.k * rows * network.macs <= HOST_ACTING_MACS
+    )
+
+
 def make_optimizer(config: DQNConfig, network: BatchedQNetwork) -> FlatOptimizer:
     return FlatOptimizer(
         config.optimizer,
@@ -188,6 +208,87 @@ def gradient_step(
     return td
 
 
+CUDA_GRAPHS = True
+"""Replay each gradient step on CUDA as one captured graph (GradientStepGraph); False runs
+every step op by op (a CUDA test requires both to train the same weights to the bit)."""
+
+
+class GradientStepGraph:
+    """gradient_step on CUDA, captured once as a CUDA graph and then replayed: one launch in
+    place of the ~35 kernel launches of a forward, the hand-written backward, the clip and the
+    optimizer, which cost the host more time than the GPU spends on them at these sizes.
+
+    The graph reads its batch from fixed input tensors (each call copies the batch in) and
+    writes the TD errors to a fixed output, so a call's result holds until the next call. The
+    first WARM_UP calls are real steps run op by op on the same inputs (cuBLAS and the
+    allocator settle there);
+    the graph is captured again whenever the learning rate differs from the captured one (it is
+    part of the captured optimizer call), so train() uses it only with a constant rate.
+    """
+
+    WARM_UP = 3
+
+    def __init__(
+        self,
+        online: BatchedQNetwork,
+        optimizer: FlatOptimizer,
+        config: DQNConfig,
+        batch_size: int,
+    ) -> None:
+        k, dev = online.k, online.params.device
+        self.online, self.optimizer, self.config = online, optimizer, config
+        self.obs = torch.zeros(k, batch_size, online.arch[0], device=dev)
+        self.actions = torch.zeros(k, batch_size, dtype=torch.int64, device=dev)
+        self.targets = torch.zeros(k, batch_size, device=dev)
+        self.weights = torch.ones(k, batch_size, device=dev) if config.prioritized else None
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.lr = optimizer.lr
+        self.calls = 0
+        self.td = torch.zeros(k, batch_size, device=dev)
+
+    def _step(self) -> torch.Tensor:
+        return gradient_step(
+            self.online,
+            self.optimizer,
+            self.config,
+            self.obs,
+            self.actions,
+            self.targets,
+            self.weights,
+        )
+
+    def __call__(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        targets: torch.Tensor,
+        weights: torch.Tensor | None,
+    ) -> torch.Tensor:
+        self.obs.copy_(obs)
+        self.actions.copy_(actions)
+        self.targets.copy_(targets)
+        if self.weights is not None:
+            self.weights.copy_(weights)
+        self.calls += 1
+        if self.graph is not None and self.optimizer.lr != self.lr:
+            self.graph = None
+        if self.graph is None and self.calls <= self.WARM_UP:
+            # on a side stream, as torch.cuda.graph's documentation warms up
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                td = self._step()
+            torch.cuda.current_stream().wait_stream(side)
+            return td
+        if self.graph is None:
+            self.lr = self.optimizer.lr
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):  # records the kernels, runs none of them
+                self.td = self._step()
+        self.graph.replay()
+        return self.td
+
+
 def check_finite(online: BatchedQNetwork, td: torch.Tensor, step: int) -> None:
     """Raise Diverged naming the first seed whose TD errors are not finite.
 
@@ -229,6 +330,8 @@ def evaluate(
     k = len(network.seeds)
     returns = np.zeros((k, episodes))
     per_chunk = max(1, max_envs // k)
+    if acts_on_host(network, min(episodes, per_chunk)):
+        network = network.host_copy()
     env = make_env(env_id)
     try:
         batched = CartPoleBatch.fits(env)
@@ -320,6 +423,7 @@ def train(
         _, weights = load_checkpoint(init_from)
         online.load_seed_state(weights)
     target = online.clone()
+    actor = online.host_copy() if acts_on_host(online, e) else online
     optimizer = make_optimizer(config, online)
     replay = ReplayBuffer(
         seeds=seed_ids,
@@ -341,6 +445,11 @@ def train(
     target_every = math.ceil(config.target_update_interval / e)
     eval_every = math.ceil(config.eval_every / e) if config.eval_every else n_steps
     chunk = 1 if (config.double_dqn or config.prioritized) else config.gradient_steps
+    step_graph = (
+        GradientStepGraph(online, optimizer, config, config.batch_size)
+        if CUDA_GRAPHS and dev.type == "cuda" and config.learning_rate_schedule == "constant"
+        else None
+    )
 
     envs = TrainEnvs(config.env, [[stream_seed(s, 2, i) for i in range(e)] for s in seed_ids])
     obs = envs.obs
@@ -365,9 +474,9 @@ def train(
                 # act: epsilon-greedy, each seed with its own random numbers
                 actions, greedy, n_greedy = explore.choices(t)
                 if n_greedy == k * e:
-                    actions = online.greedy(obs)
+                    actions = actor.greedy(obs)
                 elif n_greedy:
-                    actions = np.where(greedy, online.greedy(obs), actions)
+                    actions = np.where(greedy, actor.greedy(obs), actions)
 
                 # step and store the observation each action led to (an episode's last one where
                 # it ended, while next_obs already starts the next episode)
@@ -392,15 +501,19 @@ def train(
                             batch = replay.sample(config.batch_size, chunk, beta)
                             targets = td_targets(online, target, batch, config.double_dqn)
                         j = g % chunk
-                        td = gradient_step(
-                            online,
-                            optimizer,
-                            config,
-                            batch.obs[j],
-                            batch.actions[j],
-                            targets[j],
-                            batch.weights[j] if config.prioritized else None,
-                        )
+                        weights = batch.weights[j] if config.prioritized else None
+                        if step_graph is not None:
+                            td = step_graph(batch.obs[j], batch.actions[j], targets[j], weights)
+                        else:
+                            td = gradient_step(
+                                online,
+                                optimizer,
+                                config,
+                                batch.obs[j],
+                                batch.actions[j],
+                                targets[j],
+                                weights,
+                            )
                         if config.prioritized:
                             replay.update_priorities(batch.indices[j], td)
                     grad_steps += config.gradient_steps
@@ -408,6 +521,8 @@ def train(
                         check_finite(online, td, step)
                         flush_tiny(online.params, target.params, *optimizer.state)
                         checked_at = grad_steps
+                    if actor is not online:
+                        actor.refresh(online)
 
                 # sync target: the online weights change only while learning, so the updates due
                 # are made at once right before the target is next used

@@ -176,6 +176,27 @@ class BatchedQNetwork:
         out.params.copy_(torch.stack([net.params[k] for net, k in rows]))
         return out
 
+    @property
+    def macs(self) -> int:
+        """Multiply-adds that one observation costs one seed's network."""
+        return sum(i * o for i, o in self.shapes)
+
+    def host_copy(self) -> BatchedQNetwork:
+        """The same seeds and weights in CPU memory, acting with numpy (for a device network:
+        see tuner.dqn.acts_on_host). Independent of this network: `refresh` copies its weights
+        over again."""
+        other = BatchedQNetwork.__new__(BatchedQNetwork)
+        other.__dict__.update(self.__dict__)
+        other.numpy_paths = None
+        other.params = self.params.cpu().clone()
+        other.padding_grad = self.padding_grad.cpu()
+        other._set_views()
+        return other
+
+    def refresh(self, source: BatchedQNetwork) -> None:
+        """Copy `source`'s weights into this network, in place (numpy views stay valid)."""
+        self.params.copy_(source.params)
+
     def clone(self) -> BatchedQNetwork:
         """An independent copy (the target network)."""
         other = BatchedQNetwork.__new__(BatchedQNetwork)

@@ -96,6 +96,13 @@ class ReplayBuffer:
         if numpy_paths is None:
             numpy_paths = self.device.type == "cpu"
         self.host = self.data.numpy() if numpy_paths else None  # the same memory
+        self.staging: torch.Tensor | None = None
+        if self.host is None:
+            # add() writes rows to host memory and `flush` sends them over in one copy when the
+            # buffer is next read: a copy to a GPU per env step cost more than the step
+            pin = self.device.type == "cuda"
+            self.staging = torch.zeros(self.k, self.slots, 2 * d + 4, pin_memory=pin)
+            self.flushed = 0  # stream rows below this one are on the device
         self.host_offsets = np.arange(self.k)[:, None] * self.slots
         self.pos = 0  # next row to write
         self.size = 0  # rows held, at most self.rows
@@ -141,20 +148,14 @@ class ReplayBuffer:
         """One vector step: obs/next_obs [K, E, D], the rest [K, E]. `done` = terminated or truncated."""
         start, d = self.pos * self.e, self.d
         columns = (obs, next_obs, actions, rewards, np.where(terminated, 0.0, self.gamma), done)
-        if self.host is not None:  # write straight into the buffer's memory
-            rows = self.host[:, start : start + self.e]
-            rows[..., :d], rows[..., d : 2 * d] = obs, next_obs
-            for c, values in enumerate(columns[2:]):
-                rows[..., 2 * d + c] = values
-        else:
-            row = np.concatenate([obs, next_obs, np.stack(columns[2:], -1)], -1).astype(np.float32)
-            self.data[:, start : start + self.e, : row.shape[-1]] = torch.from_numpy(row).to(
-                self.device
-            )
+        # straight into the buffer's memory on the CPU, else into the staging rows
+        memory = self.host if self.host is not None else self.staging.numpy()
+        rows = memory[:, start : start + self.e]
+        rows[..., :d], rows[..., d : 2 * d] = obs, next_obs
+        for c, values in enumerate(columns[2:]):
+            rows[..., 2 * d + c] = values
         if self.prioritized and self.host is not None:
             self._add_priorities(start)
-        elif self.prioritized:
-            self.priority[:, start : start + self.e] = self.max_priority**self.alpha
         self.pos = (self.pos + 1) % self.rows
         self.size = min(self.size + 1, self.rows)
         self.written += 1
@@ -173,6 +174,24 @@ class ReplayBuffer:
                 self.sums, self.mins, at + self.env_slots, self.pending[:, ready % n]
             )
 
+    def flush(self) -> None:
+        """A device buffer: send the rows add() staged since the last flush to the device, and
+        give them the highest priority seen (as the CPU's buffer does when it stores them; that
+        priority changes only in update_priorities, which flushes first). Every read of the
+        buffer flushes first; nothing to do on the CPU."""
+        if self.staging is None or self.flushed == self.written:
+            return
+        first = max(self.flushed, self.written - self.rows)  # older staged rows are overwritten
+        start, count = first % self.rows, self.written - first
+        width = self.staging.shape[-1]
+        for a, b in ((start, min(start + count, self.rows)), (0, start + count - self.rows)):
+            if b > a:  # the ring's rows a..b-1, as slots
+                slots = slice(a * self.e, b * self.e)
+                self.data[:, slots, :width].copy_(self.staging[:, slots])
+                if self.prioritized:
+                    self.priority[:, slots] = self.max_priority**self.alpha
+        self.flushed = self.written
+
     @property
     def sampleable(self) -> int:
         """Slots whose whole n-step lookahead is already stored (the newest n-1 rows are not)."""
@@ -183,6 +202,7 @@ class ReplayBuffer:
         n = self.sampleable
         if n == 0:
             raise ValueError("the replay buffer holds no complete transition yet")
+        self.flush()
         drawn = self.uniforms.next(count * batch_size)[..., 0]  # [K, count * B]
         u = drawn.reshape(self.k, count, batch_size).transpose(1, 0, 2)  # [count, K, B]
         oldest = (self.pos - self.size) % self.rows * self.e
@@ -207,6 +227,7 @@ class ReplayBuffer:
         idx may be a numpy array when the buffer is on the CPU (numpy's indexing costs a fraction
         of torch's per-op overhead on arrays this small).
         """
+        self.flush()
         self._fill_n_step_columns()
         d, (ret, nxt, disc) = self.d, self.cols
         if self.host is not None and isinstance(idx, np.ndarray):
@@ -263,6 +284,7 @@ class ReplayBuffer:
             idx = np.ascontiguousarray(indices.numpy())
             kernels.set_priorities(self.sums, self.mins, idx, p**self.alpha)
             return
+        self.flush()
         p = td_errors.abs().double() + self.eps
         # a slot drawn twice in one batch gets the priority of its last draw, as on the CPU: a
         # CUDA scatter keeps an arbitrary one of duplicate writes (seen on an H200: draws drifted
