@@ -147,7 +147,7 @@ def test_an_export_on_the_device_races_on_the_cpu_and_verifies_on_the_device(tmp
 
 def test_train_on_a_gpu_by_default_says_when_the_cpu_is_likely_faster(tmp_path):
     """tuner.train with --device auto takes CUDA where there is one; for a few seeds it adds that
-    the CPU is often faster (one seed of the default pick: 14.8 s on an H200, 3.5 s on 2 cores)."""
+    the CPU is often faster (one seed of the default pick: 6.8 s on an H200, 3.5 s on 2 cores)."""
     import subprocess
     import sys
 

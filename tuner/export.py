@@ -572,7 +572,7 @@ def race(
 
     The race runs on the CPU also where the verification runs on a GPU: a few seeds of a small
     network are launch-bound there and configs take turns (on an H200, one seed of the default
-    study's pick took 14.8 s against 3.5 s on a 2-core CPU, and processes sharing the GPU gained
+    study's pick took 6.8 s against 3.5 s on a 2-core CPU, and processes sharing the GPU gained
     nothing), where the CPU's workers race several configs at once."""
     on = ""
     if device.type != "cpu":

@@ -77,7 +77,7 @@ step export_seeds_study 120 python3 benchmarks/export_seeds.py --devices cuda \
     --study-config studies/configs/cartpole_default_pick.yaml \
     --out "$OUT/export_seeds_study.json" || failed=1
 step batch_bits 75 python3 benchmarks/gpu/batch_bits.py --out /tmp/batch_bits.json || failed=1
-step profile 180 bash -c 'for run in "rl_zoo 64 10000" "pick 1 20000 --evals" "pick 8 20000 --evals"; do
+step profile 180 bash -c 'for run in "rl_zoo 64 10000" "pick 1 10000 --evals" "pick 8 10000 --evals"; do
     set -- $run
     python3 benchmarks/gpu/profile_train.py --config $1 --seeds $2 --steps $3 ${4:-} \
         --out /tmp/profile_train.txt && cat /tmp/profile_train.txt || exit 1
