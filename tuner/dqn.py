@@ -221,9 +221,9 @@ class GradientStepGraph:
     The graph reads its batch from fixed input tensors (each call copies the batch in) and
     writes the TD errors to a fixed output, so a call's result holds until the next call. The
     first WARM_UP calls are real steps run op by op on the same inputs (cuBLAS and the
-    allocator settle there);
-    the graph is captured again whenever the learning rate differs from the captured one (it is
-    part of the captured optimizer call), so train() uses it only with a constant rate.
+    allocator settle there). The graph is captured again whenever the learning rate differs
+    from the captured one (it is part of the captured optimizer call), so train() uses it only
+    with a constant rate.
     """
 
     WARM_UP = 3

@@ -102,6 +102,7 @@ class ReplayBuffer:
             # buffer is next read: a copy to a GPU per env step cost more than the step
             pin = self.device.type == "cuda"
             self.staging = torch.zeros(self.k, self.slots, 2 * d + 4, pin_memory=pin)
+            self.staged = self.staging.numpy()  # the same memory
             self.flushed = 0  # stream rows below this one are on the device
         self.host_offsets = np.arange(self.k)[:, None] * self.slots
         self.pos = 0  # next row to write
@@ -149,7 +150,7 @@ class ReplayBuffer:
         start, d = self.pos * self.e, self.d
         columns = (obs, next_obs, actions, rewards, np.where(terminated, 0.0, self.gamma), done)
         # straight into the buffer's memory on the CPU, else into the staging rows
-        memory = self.host if self.host is not None else self.staging.numpy()
+        memory = self.host if self.host is not None else self.staged
         rows = memory[:, start : start + self.e]
         rows[..., :d], rows[..., d : 2 * d] = obs, next_obs
         for c, values in enumerate(columns[2:]):
