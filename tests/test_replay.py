@@ -396,3 +396,20 @@ def test_sum_tree_draws_by_hand():
     sums[0, 1] = 7.5
     kernels.draw_proportional(sums, mins, np.array([[0.99]]), 1.0, idx[:, :1], weights[:, :1])
     assert idx[0, 0] == 2
+
+
+def test_rows_are_stored_as_numpy_casts_them():
+    """The compiled store writes each column as numpy's float32 assignment would: observations,
+    the action, the reward rounded to float32, gamma where the episode did not terminate (else
+    0) and done."""
+    gen = np.random.default_rng(0)
+    obs, next_obs = (gen.normal(size=(2, 3, 4)).astype(np.float32) for _ in range(2))
+    actions = gen.integers(0, 5, (2, 3))
+    rewards = gen.normal(size=(2, 3)) * 1e3  # float64 with bits float32 cannot hold
+    terminated = gen.random((2, 3)) < 0.5
+    done = terminated | (gen.random((2, 3)) < 0.5)
+    rows = np.full((2, 3, 12), np.nan, dtype=np.float32)
+    kernels.store_rows(rows, obs, next_obs, actions, rewards, terminated, done, 0.99)
+    columns = np.stack([actions, rewards, np.where(terminated, 0.0, 0.99), done], -1)
+    expected = np.concatenate([obs, next_obs, columns], -1).astype(np.float32)
+    assert np.array_equal(rows, expected)

@@ -129,3 +129,41 @@ def cartpole_step(state, cos, sin, actions, physics, after, terminated):  # prag
             or theta < -theta_threshold
             or theta > theta_threshold
         )
+
+
+@njit(cache=True, nogil=True)
+def cartpole_train_step(
+    state, cos, sin, actions, physics, elapsed, max_steps, after, obs, terminated, done
+):  # pragma: no cover - compiled
+    """cartpole_step for training envs, plus the rest of a step in the same call: each env's
+    step count (elapsed [N], int64) goes up by one, done [N] is terminated or elapsed >=
+    max_steps (the time limit), and obs [N, 4] float32 is `after` as the env returns it. Returns
+    whether any env is done (those the caller resets)."""
+    cartpole_step(state, cos, sin, actions, physics, after, terminated)
+    any_done = False
+    for i in range(state.shape[1]):
+        elapsed[i] += 1
+        done[i] = terminated[i] or elapsed[i] >= max_steps
+        any_done |= done[i]
+        for j in range(4):
+            obs[i, j] = np.float32(after[j, i])
+    return any_done
+
+
+@njit(cache=True, nogil=True)
+def store_rows(
+    rows, obs, next_obs, actions, rewards, terminated, done, gamma
+):  # pragma: no cover - compiled
+    """One vector step into replay rows [K, E, >= 2D + 4] (float32): obs, next_obs, action,
+    reward, gamma * (1 - terminated) and done, each cast to float32 as numpy's assignment casts
+    it."""
+    k_seeds, e_envs, d = obs.shape
+    for k in range(k_seeds):
+        for e in range(e_envs):
+            for j in range(d):
+                rows[k, e, j] = obs[k, e, j]
+                rows[k, e, d + j] = next_obs[k, e, j]
+            rows[k, e, 2 * d] = np.float32(actions[k, e])
+            rows[k, e, 2 * d + 1] = np.float32(rewards[k, e])
+            rows[k, e, 2 * d + 2] = np.float32(0.0 if terminated[k, e] else gamma)
+            rows[k, e, 2 * d + 3] = np.float32(1.0 if done[k, e] else 0.0)

@@ -147,14 +147,19 @@ class ReplayBuffer:
         done: np.ndarray,
     ) -> None:
         """One vector step: obs/next_obs [K, E, D], the rest [K, E]. `done` = terminated or truncated."""
-        start, d = self.pos * self.e, self.d
-        columns = (obs, next_obs, actions, rewards, np.where(terminated, 0.0, self.gamma), done)
+        start = self.pos * self.e
         # straight into the buffer's memory on the CPU, else into the staging rows
         memory = self.host if self.host is not None else self.staged
-        rows = memory[:, start : start + self.e]
-        rows[..., :d], rows[..., d : 2 * d] = obs, next_obs
-        for c, values in enumerate(columns[2:]):
-            rows[..., 2 * d + c] = values
+        kernels.store_rows(
+            memory[:, start : start + self.e],
+            obs,
+            next_obs,
+            actions,
+            rewards,
+            terminated,
+            done,
+            self.gamma,
+        )
         if self.prioritized and self.host is not None:
             self._add_priorities(start)
         self.pos = (self.pos + 1) % self.rows
