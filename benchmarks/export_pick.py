@@ -11,7 +11,9 @@ robust the study cannot tell. This runs `python -m tuner.export` three ways on t
 - race, no reserves: the same with `--reserves 0` (run only when the first way verified a
   reserve; otherwise both ways are one run);
 - first 3: the three ties the study ranks first (by the area under their curve), each verified
-  on 10 fresh seeds, with no race (`--contenders 3 --race-seeds 0`, the export before the race).
+  on 10 fresh seeds, with no race (`--contenders 3 --race-seeds 0`, the export before the race);
+- race, 20 seeds: the defaults with 20 verification seeds (`--seeds 20`; its race then uses the
+  3 seeds after those 20): can 20 seeds tell the config that fails one seed in ten?
 
 Then every tie is retrained on H held-out seeds (5,000,000 up: no study, export or other benchmark
 uses them) and played for 100 greedy episodes per seed. That is the ground truth each export's
@@ -48,6 +50,7 @@ WAYS = {
     "race": [],
     "race, no reserves": ["--reserves", "0"],
     "first 3": ["--contenders", "3", "--race-seeds", "0"],
+    "race, 20 seeds": ["--seeds", "20"],
 }
 
 
@@ -61,6 +64,11 @@ def run_export(url: str, name: str, extra: list[str], out: Path) -> dict:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"tuner.export failed:\n{done.stderr}")
+    return read_export(out, extra, wall, done.stdout)
+
+
+def read_export(out: Path, extra: list[str], wall: float, stdout: str) -> dict:
+    """What is kept of one export run: its pick and every config it verified in full."""
     best = json.loads((out / "best" / "verification.json").read_text())
     print(f"  {wall / 60:.1f} min: best.yaml is trial {best['trial']}", flush=True)
     # every config the export verified in full (best/ and trial-N/), so a later pooled analysis
@@ -76,9 +84,9 @@ def run_export(url: str, name: str, extra: list[str], out: Path) -> dict:
         "export_seeds_solved": best["successes"],
         "export_seeds": len(best["seeds"]),
         "export_min": best["worst"],
-        "reserves_verified": done.stdout.count("verifying reserve"),
+        "reserves_verified": stdout.count("verifying reserve"),
         "verified": sorted(verified, key=lambda v: v["trial"]),
-        "stdout_tail": done.stdout.strip().splitlines()[-8:],
+        "stdout_tail": stdout.strip().splitlines()[-8:],
     }
 
 

@@ -46,7 +46,7 @@ def main() -> None:
         ties = {int(t): all(m >= SOLVED for m in means) for t, means in data["ties"].items()}
         runs.append((path.name, ties, data["exports"]))
 
-    ways = ["race", "first 3"]
+    ways = ["race", "first 3", "race, 20 seeds"]
     met = {w: [0, 0] for w in ways}
     chance = 0.0
     print(f"{'run':<44} {'ties':>4} {'robust':>6} {'random':>6}  " + "  ".join(ways))
@@ -84,6 +84,7 @@ def main() -> None:
             e = exports.get(w)
             if (
                 e
+                and e["export_seeds"] == 10
                 and e["export_seeds_solved"] == e["export_seeds"]
                 and (name, e["trial"]) not in counted
             ):
@@ -100,13 +101,20 @@ def main() -> None:
     )
     for w in ways:
         print(f"  {w:<8} met {rate(*met[w])}")
+    both = [e for _, _, e in runs if "race, 20 seeds" in e]
+    if both:
+        print(
+            f"  on the {len(both)} studies that ran both: race met "
+            f"{sum(e['race']['target_met'] for e in both)}, race with 20 verification seeds met "
+            f"{sum(e['race, 20 seeds']['target_met'] for e in both)}"
+        )
     print("\nrobust ties by quarter of the order (studies with 4 or more ties):")
     for q in range(4):
         print(
             f"  quarter {q + 1}: study rank {rate(*by_rank[q]):<28} race place {rate(*by_race[q])}"
         )
     print(
-        "\npicks that solved every one of the export's own seeds, then all 5 held-out: "
+        "\npicks that solved all 10 of the export's own seeds, then all 5 held-out: "
         f"{rate(*ten_of_ten)}"
     )
     args.out.write_text(
