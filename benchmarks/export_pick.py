@@ -4,7 +4,7 @@
     python benchmarks/export_pick.py --storage sqlite:////tmp/s/cartpole.db   # ~12 min on 2 cores
 
 A default CartPole study often ends with a dozen or more trials tied at 500, and which of them is
-robust the study cannot tell. This runs `python -m tuner.export` three ways on the same study:
+robust the study cannot tell. This runs `python -m tuner.export` four ways on the same study:
 
 - race: the shipped defaults (every tie raced on 3 fresh seeds, the best 3 verified on 10, and
   when none of those solves all 10, up to 3 more from the race as reserves until one does);

@@ -134,8 +134,7 @@ def acts_on_host(network: BatchedQNetwork, rows: int) -> bool:
     """Whether greedy actions for `rows` observations a seed cost less from a host copy of this
     device network's weights than on the device (HOST_ACTING_MACS)."""
     return (
-        network.host_layers is None
-        and network.params.device.type != "cpu"
+        network.params.device.type != "cpu"
         and network.numpy_paths is not False
         and network.activation in NUMPY_ACTIVATIONS
         and network.k * rows * network.macs <= HOST_ACTING_MACS
@@ -242,9 +241,9 @@ class GradientStepGraph:
         self.targets = torch.zeros(k, batch_size, device=dev)
         self.weights = torch.ones(k, batch_size, device=dev) if config.prioritized else None
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.td: torch.Tensor | None = None  # the graph's output, set when it is captured
         self.lr = optimizer.lr
         self.calls = 0
-        self.td = torch.zeros(k, batch_size, device=dev)
 
     def _step(self) -> torch.Tensor:
         return gradient_step(

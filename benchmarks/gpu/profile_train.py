@@ -1,6 +1,7 @@
 """Where a GPU training run spends its time: torch's profiler over a short run of train().
 
     python benchmarks/gpu/profile_train.py [--config rl_zoo|pick] [--seeds 64] [--steps 10000]
+        [--evals]
 
 On an H200 one seed of RL Zoo's CartPole config took 25.6 s and 64 seeds 28.9 s
 (benchmarks/results/gpu_h200.txt): the GPU waited on the host, not on arithmetic. This script's
