@@ -5,8 +5,9 @@
     python benchmarks/vs_sb3.py --steps 5000 --timing-seeds 1 --quality-seeds 2   # a quick look
     python benchmarks/vs_sb3.py --only rl_zoo --quality-seeds 20 --first-seed 20   # more seeds
 
-Both sides use one torch thread and the CPU. For each config, SB3 and tuner (one seed per run)
-alternate seed by seed, so machine noise hits both alike. Then tuner trains the quality seeds as
+Both sides use one torch thread, the CPU and the same malloc settings (tuner's keep_freed_memory,
+set for the whole process before the first run). For each config, SB3 and tuner (one seed per
+run) alternate seed by seed, so machine noise hits both alike. Then tuner trains the quality seeds as
 one batch, and K=8 for the batching cost. Every trained policy is scored by the same greedy
 evaluator: `--eval-episodes` episodes per seed from the same fixed reset seeds. Both sides train
 seeds --first-seed, --first-seed + 1, ...; with 10 or more quality seeds the table adds whether
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from tuner.config import DQNConfig, load_config
-from tuner.dqn import evaluate, train
+from tuner.dqn import evaluate, keep_freed_memory, train
 from tuner.envs import EVAL_SEED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,6 +170,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/vs_sb3.json")
     args = p.parse_args()
     torch.set_num_threads(1)
+    # tuner's train() sets glibc's malloc to keep freed memory, for the whole process; set it
+    # before SB3's first seed so that both sides run under the same allocator from the start
+    keep_freed_memory()
     n_sb3 = max(args.timing_seeds, args.quality_seeds)
     report: dict = {
         "machine": platform.processor() or platform.machine(),

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from functools import partial
 
 import gymnasium as gym
@@ -11,7 +13,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import TransformReward
 
 from tests.toy_envs import FORK
-from tuner import dqn
+from tuner import dqn, networks
 from tuner.config import DQNConfig
 from tuner.dqn import (
     Exploration,
@@ -58,17 +60,71 @@ def test_same_seed_twice_gives_identical_returns_and_weights():
     assert torch.equal(a.network.params, b.network.params)
 
 
-@pytest.mark.parametrize("hidden", [(16,), (64, 64), (256, 256)])
-def test_a_seed_trains_to_the_same_bits_alone_first_middle_or_last_in_a_batch(hidden):
+@pytest.mark.parametrize(
+    ("hidden", "onednn"),
+    [
+        ((16,), None),
+        ((64, 64), None),
+        ((256, 256), False),
+        pytest.param(
+            (256, 256),
+            True,
+            marks=pytest.mark.skipif(networks.LINEAR is None, reason="this torch has no oneDNN"),
+        ),
+    ],
+    ids=["16", "64-64", "256-256-batched-products", "256-256-onednn-per-seed"],
+)
+def test_a_seed_trains_to_the_same_bits_alone_first_middle_or_last_in_a_batch(
+    monkeypatch, hidden, onednn
+):
     # 114 and 4610 weights a seed: without the row padding, the fused Adam kernel's scalar tail
-    # (the last numel % 16 floats) rounded the last seed's final weights differently
+    # (the last numel % 16 floats) rounded the last seed's final weights differently. With
+    # 256-256 and a batch of 16, the middle layer's products reach networks.ONEDNN_MIN_MACS: one
+    # oneDNN call per seed where that path is on, a batched call where it is off
+    if onednn is not None:
+        monkeypatch.setattr(networks, "ONEDNN", onednn)
+        assert FAST.batch_size * 256 * 256 >= networks.ONEDNN_MIN_MACS
     config = FAST.replace(hidden_sizes=hidden, total_steps=1500, eval_every=750)
     alone = train(config.replace(seed=2), seeds=1, device="cpu")
+    assert onednn is None or alone.network.onednn is onednn
     for first, k, at in ((0, 3, 2), (1, 3, 1), (2, 2, 0)):
         batched = train(config.replace(seed=first), seeds=k, device="cpu")
         assert batched.seeds[at] == 2
         assert np.array_equal(alone.eval_returns[:, 0], batched.eval_returns[:, at])
         assert torch.equal(weights(alone.network, 0), weights(batched.network, at))
+
+
+FAULTS = """
+import resource, sys
+from tuner import dqn
+from tuner.config import DQNConfig
+
+if sys.argv[1] == "off":
+    dqn.keep_freed_memory = lambda: None
+config = DQNConfig(
+    total_steps=4000, learning_starts=500, train_frequency=64, gradient_steps=32,
+    batch_size=64, hidden_sizes=(256, 256), eval_every=0, eval_episodes=1,
+)
+dqn.train(config.replace(total_steps=1000), device="cpu")  # imports, first allocations
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+dqn.train(config, device="cpu")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets glibc's malloc")
+def test_training_reuses_freed_memory_instead_of_paging_it_in_again():
+    """A 256-256 network's gradient steps allocate and free blocks glibc would otherwise map
+    afresh each time (dqn.keep_freed_memory): far fewer page faults with the settings on."""
+
+    def faults(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True
+        )
+        return int(out.stdout.split()[-1])
+
+    on, off = faults("on"), faults("off")
+    assert on * 5 < off, (on, off)
 
 
 def test_the_row_padding_stays_zero_and_out_of_checkpoints(tmp_path):

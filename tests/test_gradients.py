@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tuner import networks
 from tuner.config import DQNConfig
 from tuner.dqn import gradient_step, make_optimizer, update_target
 from tuner.networks import BatchedQNetwork
@@ -35,10 +36,7 @@ def autograd_reference(net: BatchedQNetwork, obs, actions, targets, weights, los
     return per_seed.detach(), params.grad
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "gelu", "silu"])
-@pytest.mark.parametrize("dueling", [False, True])
-@pytest.mark.parametrize("loss", ["huber", "mse"])
-def test_manual_gradients_match_autograd(activation, dueling, loss):
+def check_gradients_against_autograd(activation: str, dueling: bool, loss: str) -> BatchedQNetwork:
     gen = torch.Generator().manual_seed(1)
     net = BatchedQNetwork(
         [3, 4], obs_dim=5, n_actions=3, hidden_sizes=(7, 6), activation=activation, dueling=dueling
@@ -60,6 +58,43 @@ def test_manual_gradients_match_autograd(activation, dueling, loss):
     )
     assert torch.isfinite(expected_loss).all() and td.shape == (2, 9)
     assert torch.allclose(captured["grad"].double(), expected_grad, rtol=1e-4, atol=1e-6)
+    return net
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "gelu", "silu"])
+@pytest.mark.parametrize("dueling", [False, True])
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+def test_manual_gradients_match_autograd(monkeypatch, activation, dueling, loss):
+    monkeypatch.setattr(networks, "ONEDNN", False)  # every product one batched torch call
+    assert not check_gradients_against_autograd(activation, dueling, loss).onednn
+
+
+@pytest.mark.skipif(networks.LINEAR is None, reason="this torch has no oneDNN")
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu"])
+@pytest.mark.parametrize("dueling", [False, True])
+def test_manual_gradients_match_autograd_with_every_product_a_onednn_call_per_seed(
+    monkeypatch, activation, dueling
+):
+    """The path AMD processors with AVX-512 take for large products (networks.ONEDNN), here for
+    all of them: each layer's forward, weight gradient and input gradient, with the transposed
+    operands the batched path takes."""
+    monkeypatch.setattr(networks, "ONEDNN", True)
+    monkeypatch.setattr(networks, "ONEDNN_MIN_MACS", 0)
+    assert check_gradients_against_autograd(activation, dueling, "huber").onednn
+
+
+@pytest.mark.parametrize("onednn", [False, True], ids=["batched", "onednn-per-seed"])
+def test_a_nan_weight_in_the_first_layer_reaches_the_q_values(monkeypatch, onednn):
+    """A divergence is caught from the TD errors, so a non-finite weight anywhere must show in Q
+    (oneDNN's fused relu maps NaN to 0, which is why it is not used)."""
+    if onednn and networks.LINEAR is None:
+        pytest.skip("this torch has no oneDNN")
+    monkeypatch.setattr(networks, "ONEDNN", onednn)
+    monkeypatch.setattr(networks, "ONEDNN_MIN_MACS", 0)
+    net = BatchedQNetwork([0, 1], obs_dim=4, n_actions=2, hidden_sizes=(8, 8))
+    net.layers[0][0][1, 2, 3] = float("nan")
+    q = net(torch.randn(2, 5, 4))
+    assert torch.isfinite(q[0]).all() and torch.isnan(q[1]).all()
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
 import pickle
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +43,30 @@ costs at most this many multiply-adds (seeds x observations x one network's): ab
 100-200 us of launches, copies and a wait on an H200, whatever its size
 (benchmarks/gpu/profile_train.py). Acting then needs no wait on the device between env steps,
 only one copy of the weights after each training phase, and picks the actions the CPU would."""
+
+MALLOC_MMAP_THRESHOLD = 32 << 20
+MALLOC_TRIM_THRESHOLD = 256 << 20
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep freed memory for the next allocation instead of returning it.
+
+    A gradient step allocates and frees blocks of 64-270 kB (a 256-256 network's weight
+    gradient and the flat gradient), and a phase's TD targets blocks of megabytes; by default
+    glibc maps such blocks afresh and hands them back on free, or trims the heap's top, so each
+    was paged in again: 315k page faults in 20k steps of RL Zoo's CartPole config (one seed),
+    17.6k with these settings, and the run took 4.30 s instead of 4.80. The settings hold for
+    the whole process (freed memory up to MALLOC_TRIM_THRESHOLD stays with it); nothing is
+    done where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # another C library (musl)
+        return
+    libc.mallopt(-3, MALLOC_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD (which also stops it moving)
+    libc.mallopt(-1, MALLOC_TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+
 
 OnEval = Callable[[int, np.ndarray], "bool | None"]
 """on_eval(env_step, mean_returns[K]); returning False stops training, raising aborts it."""
@@ -452,6 +478,7 @@ def train(
 
     envs = TrainEnvs(config.env, [[stream_seed(s, 2, i) for i in range(e)] for s in seed_ids])
     obs = envs.obs
+    keep_freed_memory()
     # Denormal floats are ~10x slower on the CPU. This flag covers the calling thread only; the
     # weights and optimizer state, where they build up, are also cleared by flush_tiny below.
     torch.set_flush_denormal(True)
