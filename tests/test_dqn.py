@@ -79,12 +79,13 @@ def test_a_seed_trains_to_the_same_bits_alone_first_middle_or_last_in_a_batch(
 ):
     # 114 and 4610 weights a seed: without the row padding, the fused Adam kernel's scalar tail
     # (the last numel % 16 floats) rounded the last seed's final weights differently. With
-    # 256-256 and a batch of 16, the middle layer's products reach networks.ONEDNN_MIN_MACS: one
+    # 256-256 and a batch of 32, the middle layer's products reach networks.ONEDNN_MIN_MACS: one
     # oneDNN call per seed where that path is on, a batched call where it is off
+    config = FAST.replace(hidden_sizes=hidden, total_steps=1500, eval_every=750)
     if onednn is not None:
         monkeypatch.setattr(networks, "ONEDNN", onednn)
-        assert FAST.batch_size * 256 * 256 >= networks.ONEDNN_MIN_MACS
-    config = FAST.replace(hidden_sizes=hidden, total_steps=1500, eval_every=750)
+        config = config.replace(batch_size=32)
+        assert networks.ONEDNN_MIN_MACS <= 32 * 256 * 256
     alone = train(config.replace(seed=2), seeds=1, device="cpu")
     assert onednn is None or alone.network.onednn is onednn
     for first, k, at in ((0, 3, 2), (1, 3, 1), (2, 2, 0)):

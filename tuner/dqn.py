@@ -55,7 +55,7 @@ def keep_freed_memory() -> None:
     gradient and the flat gradient), and a phase's TD targets blocks of megabytes; by default
     glibc maps such blocks afresh and hands them back on free, or trims the heap's top, so each
     was paged in again: 315k page faults in 20k steps of RL Zoo's CartPole config (one seed),
-    17.6k with these settings, and the run took 4.30 s instead of 4.80. The settings hold for
+    19.6k with these settings, and the run took 4.31 s instead of 4.80. The settings hold for
     the whole process (freed memory up to MALLOC_TRIM_THRESHOLD stays with it); nothing is
     done where the C library is not glibc."""
     if not sys.platform.startswith("linux"):

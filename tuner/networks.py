@@ -75,10 +75,12 @@ thread), and the 8192-row products of a phase's TD targets less than half MKL's 
 call costs about 12 us more, so products under ONEDNN_MIN_MACS multiply-adds stay batched.
 On Intel processors MKL runs AVX-512 itself and this is off (unmeasured there). Read when a
 network is built; a test sets it to check both paths wherever torch has oneDNN."""
-ONEDNN_MIN_MACS = 1 << 20
-"""The smallest product (rows x inputs x outputs) sent to oneDNN: on the Zen 5 core it broke
-even near 1M multiply-adds ([128, 128] @ [128, 128]: 34 us against MKL's 43; [64, 64] @ [64, 64]:
-18 against 7)."""
+ONEDNN_MIN_MACS = 2_000_000
+"""The smallest product (rows x inputs x outputs) sent to oneDNN. On the Zen 5 core
+(`benchmarks/products.py`, results/products_zen5.json) the two broke even at [64, 128] @
+[128, 128] (1.05M: the three products of a step 68 us with MKL, 74 with oneDNN), oneDNN won from
+[128, 128] @ [128, 128] (2.1M: 129 against 106) and lost below ([64, 64] @ [64, 64]: 7 against
+18)."""
 
 
 def activation_backward(
