@@ -1,8 +1,9 @@
 """Q-networks for K independent seeds at once, with their gradients written out by hand.
 
 All weights live in one flat tensor `params` [K, P]; each layer's weight [K, in, out] and bias
-[K, 1, out] are views into it, so a layer is one `baddbmm` for every seed, the optimizer and the
-per-seed gradient clip each touch one tensor, and copying the target network is one copy.
+[K, 1, out] are views into it, so a layer is one `baddbmm` for every seed (except large products
+on AMD CPUs with AVX-512, one oneDNN call per seed: see ONEDNN), the optimizer and the per-seed
+gradient clip each touch one tensor, and copying the target network is one copy.
 The output layer's weight is stored out-major ([K, out, in], nn.Linear's order) and shown as a
 transposed view: with only n_actions outputs, the CPU's matrix products run 2-5x faster that way
 round (its forward and weight gradient; the hidden layers are no faster either way).
