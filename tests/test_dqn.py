@@ -4,6 +4,7 @@ import math
 import subprocess
 import sys
 from functools import partial
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -34,6 +35,7 @@ from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
 from tuner.replay import ReplayBuffer, SeedUniforms
 
+ROOT = Path(__file__).resolve().parent.parent
 FAST = DQNConfig(
     total_steps=600,
     learning_starts=100,
@@ -98,15 +100,14 @@ def test_a_seed_trains_to_the_same_bits_alone_first_middle_or_last_in_a_batch(
 FAULTS = """
 import resource, sys
 from tuner import dqn
-from tuner.config import DQNConfig
+from tuner.config import load_config
 
 if sys.argv[1] == "off":
     dqn.keep_freed_memory = lambda: None
-config = DQNConfig(
-    total_steps=4000, learning_starts=500, train_frequency=64, gradient_steps=32,
-    batch_size=64, hidden_sizes=(256, 256), eval_every=0, eval_episodes=1,
+config = load_config("studies/configs/rl_zoo_cartpole.yaml").replace(
+    total_steps=6000, eval_every=0, eval_episodes=1
 )
-dqn.train(config.replace(total_steps=1000), device="cpu")  # imports, first allocations
+dqn.train(config.replace(total_steps=1500), device="cpu")  # imports, first allocations
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 dqn.train(config, device="cpu")
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -115,17 +116,24 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets glibc's malloc")
 def test_training_reuses_freed_memory_instead_of_paging_it_in_again():
-    """A 256-256 network's gradient steps allocate and free blocks glibc would otherwise map
-    afresh each time (dqn.keep_freed_memory): far fewer page faults with the settings on."""
+    """RL Zoo's config (256-256, 128 gradient steps a phase) allocates and frees blocks glibc
+    would otherwise hand back and page in again (dqn.keep_freed_memory). Measured on a Zen 5 day:
+    2,050 page faults with the settings, 77-82k without, in 6 of 6 pairs of runs. (A smaller
+    config, 32 gradient steps a phase, was no test: without the settings it paged in 1.1k or
+    49-56k, depending on the run.)"""
 
     def faults(mode: str) -> int:
         out = subprocess.run(
-            [sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True
+            [sys.executable, "-c", FAULTS, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
         )
         return int(out.stdout.split()[-1])
 
     on, off = faults("on"), faults("off")
-    assert on * 5 < off, (on, off)
+    assert on * 10 < off, (on, off)
 
 
 def test_the_row_padding_stays_zero_and_out_of_checkpoints(tmp_path):
