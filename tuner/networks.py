@@ -297,13 +297,14 @@ class BatchedQNetwork:
         the shapes alone, never on K, so a seed's arithmetic is the same alone or in a batch.
         (oneDNN's fused relu is not used: it turns NaN into 0, which would hide a divergence.)
         """
-        k, m, d = a.shape
-        if self.onednn and m * d * b.shape[2] >= ONEDNN_MIN_MACS:
-            out = [
-                LINEAR(a[j], b[j].t(), None if bias is None else bias[j, 0], "none", [], "")
-                for j in range(k)
-            ]
-            return out[0].unsqueeze(0) if k == 1 else torch.stack(out)
+        if self.onednn:  # the shapes are looked at on this path only (a call per product)
+            k, m, d = a.shape
+            if m * d * b.shape[2] >= ONEDNN_MIN_MACS:
+                out = [
+                    LINEAR(a[j], b[j].t(), None if bias is None else bias[j, 0], "none", [], "")
+                    for j in range(k)
+                ]
+                return out[0].unsqueeze(0) if k == 1 else torch.stack(out)
         return torch.bmm(a, b) if bias is None else torch.baddbmm(bias, a, b)
 
     def backward(self, cache: list[torch.Tensor], grad_q: torch.Tensor) -> torch.Tensor:
