@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -75,12 +77,35 @@ def test_manual_gradients_match_autograd(monkeypatch, activation, dueling, loss)
 def test_manual_gradients_match_autograd_with_every_product_a_onednn_call_per_seed(
     monkeypatch, activation, dueling
 ):
-    """The path AMD processors with AVX-512 take for large products (networks.ONEDNN), here for
+    """The path Zen 5 and later AMD processors take for large products (networks.ONEDNN), here for
     all of them: each layer's forward, weight gradient and input gradient, with the transposed
     operands the batched path takes."""
     monkeypatch.setattr(networks, "ONEDNN", True)
     monkeypatch.setattr(networks, "ONEDNN_MIN_MACS", 0)
     assert check_gradients_against_autograd(activation, dueling, "huber").onednn
+
+
+@pytest.mark.parametrize(
+    ("vendor", "family", "capability", "pays"),
+    [
+        ("AuthenticAMD", 26, "AVX512", True),  # Zen 5: oneDNN 46-57 us, MKL 83-85
+        ("AuthenticAMD", 25, "AVX512", False),  # Zen 4 splits 512-bit ops: 97-110 us, MKL 88-91
+        ("AuthenticAMD", 26, "AVX2", False),  # AVX-512 hidden from torch: oneDNN has no edge
+        ("GenuineIntel", 6, "AVX512", False),  # MKL runs AVX-512 itself
+        ("AuthenticAMD", -1, "AVX512", False),  # family unreadable: stay on the measured path
+    ],
+)
+def test_onednn_only_where_it_was_measured_faster(vendor, family, capability, pays):
+    assert networks.onednn_pays(vendor, family, capability) is pays
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="no /proc/cpuinfo")
+def test_cpu_id_reads_the_first_cores_vendor_and_family():
+    fields = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    assert networks._cpu_id() == (fields["vendor_id"], int(fields["cpu family"]))
 
 
 @pytest.mark.parametrize("onednn", [False, True], ids=["batched", "onednn-per-seed"])

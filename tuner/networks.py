@@ -2,7 +2,7 @@
 
 All weights live in one flat tensor `params` [K, P]; each layer's weight [K, in, out] and bias
 [K, 1, out] are views into it, so a layer is one `baddbmm` for every seed (except large products
-on AMD CPUs with AVX-512, one oneDNN call per seed: see ONEDNN), the optimizer and the per-seed
+on Zen 5 and later AMD CPUs, one oneDNN call per seed: see ONEDNN), the optimizer and the per-seed
 gradient clip each touch one tensor, and copying the target network is one copy.
 The output layer's weight is stored out-major ([K, out, in], nn.Linear's order) and shown as a
 transposed view: with only n_actions outputs, the CPU's matrix products run 2-5x faster that way
@@ -44,15 +44,21 @@ NUMPY_ACTIVATIONS = {  # in place where numpy allows; gelu needs erf, which nump
 }
 
 
-def _cpu_vendor() -> str:
+def _cpu_id() -> tuple[str, int]:
+    """(vendor, family) from /proc/cpuinfo, e.g. ("AuthenticAMD", 26); family -1 where unknown."""
+    vendor, family = platform.processor(), -1
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    vendor = value.strip()
+                elif key.strip() == "cpu family":
+                    family = int(value)
+                    break
+    except (OSError, ValueError):
         pass
-    return platform.processor()
+    return vendor, family
 
 
 def _onednn_linear() -> torch._ops.OpOverloadPacket | None:
@@ -64,18 +70,25 @@ def _onednn_linear() -> torch._ops.OpOverloadPacket | None:
 
 
 LINEAR = _onednn_linear()
-ONEDNN = (
-    LINEAR is not None
-    and torch.backends.cpu.get_cpu_capability() == "AVX512"
-    and _cpu_vendor() == "AuthenticAMD"
-)
+
+
+def onednn_pays(vendor: str, family: int, capability: str) -> bool:
+    """Whether oneDNN's large products beat MKL's on this CPU (measured: see ONEDNN)."""
+    return vendor == "AuthenticAMD" and family >= 26 and capability == "AVX512"
+
+
+ONEDNN = LINEAR is not None and onednn_pays(*_cpu_id(), torch.backends.cpu.get_cpu_capability())
 """Run a CPU network's large matrix products through oneDNN, one call per seed, instead of
-torch's batched MKL call. MKL runs its AVX2 code on AMD processors, oneDNN its AVX-512 code:
-on a Zen 5 core a [64, 256] @ [256, 256] product took 46-57 us against MKL's 83-85 (one
-thread), and the 8192-row products of a phase's TD targets less than half MKL's time. A oneDNN
-call costs about 12 us more, so products under ONEDNN_MIN_MACS multiply-adds stay batched.
-On Intel processors MKL runs AVX-512 itself and this is off (unmeasured there). Read when a
-network is built; a test sets it to check both paths wherever torch has oneDNN."""
+torch's batched MKL call. MKL runs its AVX2 code on AMD processors, oneDNN its AVX-512 code.
+That pays only where a core executes 512-bit instructions at full width: on Zen 5 (family 26)
+a [64, 256] @ [256, 256] product took 46-57 us against MKL's 83-85 (one thread), and the
+8192-row products of a phase's TD targets less than half MKL's time. Zen 4 (family 25) splits
+each 512-bit instruction in two: there oneDNN took 97-110 us against MKL's 88-91, and RL Zoo's
+CartPole config trained 10-15% slower with it (`benchmarks/products.py`, results/
+products_zen4.txt), so it is off on Zen 4. A oneDNN call costs 12-20 us more, so products under
+ONEDNN_MIN_MACS multiply-adds stay batched. On Intel processors MKL runs AVX-512 itself and this
+is off (unmeasured there). Read when a network is built; a test sets it to check both paths
+wherever torch has oneDNN."""
 ONEDNN_MIN_MACS = 2_000_000
 """The smallest product (rows x inputs x outputs) sent to oneDNN. On the Zen 5 core
 (`benchmarks/products.py`, results/products_zen5.json) the two broke even at [64, 128] @
