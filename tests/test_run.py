@@ -370,5 +370,7 @@ def test_the_summary_says_when_no_trial_reached_the_envs_reward_threshold(capsys
     out = capsys.readouterr().out
     said = "no trial reached CartPole-v1's reward threshold of 475 (the best mean over a trial's"
     assert (said in out) == (best < 475)
-    if best < 475:  # after the best trial's config, which it speaks of
+    if best < 475:  # after the best trial's config, which it speaks of, with what to do next
         assert out.index("learning_rate") < out.index(said) < out.index("watch it:")
+        resume = "python -m tuner.run --storage sqlite:///tiny.db --study-name tiny --trials 4"
+        assert f"Run more trials ({resume} resumes this study)" in out

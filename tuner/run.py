@@ -512,6 +512,7 @@ def summary(
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
     print(f"{len(complete) + pruned} finished trials ({pruned} pruned) in study {name!r}")
+    where = f"--study {spec.path}" if default else f"--storage {url} --study-name {name}"
     if complete:
         tie = spec.tie if spec else TIE
         best, *ties = close_to_best(complete, tie)  # tuner.export's contenders, in its order
@@ -536,11 +537,12 @@ def summary(
             print(
                 f"no trial reached {spec.env}'s reward threshold of {threshold:g} (the best "
                 f"{spec.aggregate} over a trial's seeds is {best.value:.1f}): nothing here solves "
-                "the task yet; a longer budget per trial or another space may"
+                f"the task yet. Run more trials (python -m tuner.run {where} --trials "
+                f"{2 * (len(complete) + pruned)} resumes this study), or give each trial more "
+                "steps (budget.steps) or another space in the study file"
             )
     artifacts = study_dir(name, spec.path if default else None) / "artifacts"
     print(f"watch it: optuna-dashboard {url} --artifact-dir {artifacts}")
-    where = f"--study {spec.path}" if default else f"--storage {url} --study-name {name}"
     if complete:
         print(f"export and verify the best: python -m tuner.export {where}")
 
