@@ -4,6 +4,8 @@
     python benchmarks/vs_sb3.py                  # the full comparison (about 20 minutes on 2 cores)
     python benchmarks/vs_sb3.py --steps 5000 --timing-seeds 1 --quality-seeds 2   # a quick look
     python benchmarks/vs_sb3.py --only rl_zoo --quality-seeds 20 --first-seed 20   # more seeds
+    python benchmarks/vs_sb3.py --sb3-from benchmarks/results/vs_sb3_zoo20b_intel.json \
+        --out benchmarks/results/vs_sb3_now20b.json   # tuner's side again, SB3's as recorded
 
 Both sides use one torch thread, the CPU and the same malloc settings (tuner's keep_freed_memory,
 set for the whole process before the first run). For each config, SB3 and tuner (one seed per
@@ -12,6 +14,9 @@ one batch, and K=8 for the batching cost. Every trained policy is scored by the 
 evaluator: `--eval-episodes` episodes per seed from the same fixed reset seeds. Both sides train
 seeds --first-seed, --first-seed + 1, ...; with 10 or more quality seeds the table adds whether
 the two sides' returns differ (Mann-Whitney U, and Fisher's exact test on seeds that solve).
+With --sb3-from, SB3 is not run: its returns come from that earlier output (same steps, seeds
+and episodes, which it checks), and tuner trains only the quality seeds, for when tuner's
+trainer changed rounding and SB3 did not; no speed is compared then.
 The floor is a plain PyTorch MLP's forward+backward+Adam step (same network and batch) in a tight
 loop, times the gradient steps: what the learning alone costs with no env, replay or target.
 Prints a table and writes benchmarks/results/vs_sb3.json.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -157,6 +163,73 @@ def differ(sb3: list[float], ours: list[float]) -> dict:
     }
 
 
+def recorded_runs(path: Path, steps: int, episodes: int) -> tuple[int, dict]:
+    """(first seed, configs) of an earlier output, checked against this run's steps and episodes
+    (outputs written before those were recorded used the defaults: first seed 0, 100 episodes)."""
+    data = json.loads(path.read_text())
+    if data["steps"] != steps or data.get("eval_episodes", 100) != episodes:
+        print(
+            f"{path} trained {data['steps']:,} steps and scored {data.get('eval_episodes', 100)} "
+            f"episodes a seed; pass --steps {data['steps']} --eval-episodes "
+            f"{data.get('eval_episodes', 100)} to compare with it",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return data.get("first_seed", 0), data["configs"]
+
+
+def tuner_against_recorded_sb3(args: argparse.Namespace) -> None:
+    """tuner's quality seeds trained again, against SB3's returns from an earlier output."""
+    first, recorded = recorded_runs(args.sb3_from, args.steps, args.eval_episodes)
+    report: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "steps": args.steps,
+        "eval_episodes": args.eval_episodes,
+        "first_seed": first,
+        "sb3_from": args.sb3_from.name,
+        "configs": {},
+    }
+    print(f"SB3's returns from {args.sb3_from}: seeds from {first}, SB3 not run")
+    for name, (config, _) in configs(args.steps).items():
+        if name not in recorded or (args.only and name != args.only):
+            continue
+        sb3 = recorded[name]["sb3"]
+        n = len(sb3["returns"])
+        before = recorded[name]["tuner_batch"]["returns"]
+        now = run_tuner(config.replace(seed=first), n, args.eval_episodes)
+        report["configs"][name] = {
+            "sb3": sb3,
+            "tuner_batch": {"seeds": n, "wall": now["wall"], "returns": now["returns"]},
+            "tuner_batch_recorded": {"seeds": n, "returns": before},
+        }
+        print(
+            f"\n{name}, seeds {first}-{first + n - 1}, {args.steps:,} steps, greedy returns over "
+            f"{args.eval_episodes} episodes; tuner's {n} seeds trained as one batch in "
+            f"{now['wall']:.1f} s\n"
+        )
+        print(f"{'side':28} {'mean return':>11} {'seeds>=475':>10}  per seed")
+        for side, returns in (
+            ("SB3 (recorded)", sb3["returns"]),
+            ("tuner, recorded", before),
+            ("tuner, this trainer", now["returns"]),
+        ):
+            per_seed = " ".join(f"{r:.1f}" for r in returns)
+            print(f"{side:28} {np.mean(returns):11.1f} {solved(returns):>7}/{n}  {per_seed}")
+        same = sum(a == b for a, b in zip(before, now["returns"]))
+        print(f"tuner's returns the same as recorded, to the digit: {same} of {n} seeds")
+        if n >= 10:
+            tests = differ(sb3["returns"], now["returns"])
+            report["configs"][name]["tests"] = tests
+            print(
+                f"this trainer against SB3: Mann-Whitney U p {tests['mann_whitney_p']:.2f}, "
+                f"Fisher exact p {tests['fisher_p']:.2f}"
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {args.out}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -167,9 +240,15 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--first-seed", type=int, default=0, help="both sides' first training seed")
     p.add_argument("--only", choices=["rl_zoo", "sb3_default"], default=None)
+    p.add_argument(
+        "--sb3-from", type=Path, default=None, help="an earlier output: SB3's returns from there"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/vs_sb3.json")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.sb3_from is not None:
+        tuner_against_recorded_sb3(args)
+        return
     # tuner's train() sets glibc's malloc to keep freed memory, for the whole process; set it
     # before SB3's first seed so that both sides run under the same allocator from the start
     keep_freed_memory()
@@ -178,6 +257,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "steps": args.steps,
+        "eval_episodes": args.eval_episodes,
         "first_seed": args.first_seed,
         "configs": {},
     }
