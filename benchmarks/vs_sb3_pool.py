@@ -1,13 +1,16 @@
 """tuner's and SB3's returns at RL Zoo's CartPole config, pooled over every block of seeds run.
 
     python benchmarks/vs_sb3_pool.py      # reads benchmarks/results/vs_sb3_zoo20*.json, no training
+    python benchmarks/vs_sb3_pool.py --blocks 'vs_sb3_now20*.json' --out benchmarks/results/vs_sb3_pool_now.json
 
 Each `python benchmarks/vs_sb3.py --only rl_zoo --quality-seeds 20 --first-seed N` run trains
 seeds N..N+19 on both sides (SB3 one by one, tuner as one batch) and scores each with 100 greedy
 episodes. One block of 20 cannot tell the two apart; this pools the blocks: mean return and
 seeds >= 475 per side, the difference in means with a bootstrap 95% interval, Mann-Whitney U on
 the returns and Fisher's exact test on the seeds that solve. Prints a table and writes
-benchmarks/results/vs_sb3_pool.json.
+benchmarks/results/vs_sb3_pool.json. The `vs_sb3_zoo20*` blocks were trained by the trainer of
+their day; `vs_sb3_now20*` blocks (`vs_sb3.py --sb3-from`) train tuner's side of each block
+again with a later trainer against SB3's recorded returns, so `--blocks` picks one set.
 """
 
 from __future__ import annotations
@@ -45,12 +48,19 @@ def compare(sb3: np.ndarray, tuner: np.ndarray, boot: int = 20_000) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks/results")
+    p.add_argument("--blocks", default="vs_sb3_zoo20*.json", help="which outputs to pool (a glob)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/vs_sb3_pool.json")
     args = p.parse_args()
 
     blocks = []
-    for path in sorted(args.results.glob("vs_sb3_zoo20*.json")):
-        runs = json.loads(path.read_text())["configs"]["rl_zoo"]
+    seen: dict[int, str] = {}
+    for path in sorted(args.results.glob(args.blocks)):
+        data = json.loads(path.read_text())
+        first = data.get("first_seed", 0)  # outputs before it was recorded started at seed 0
+        if first in seen:
+            raise SystemExit(f"{path.name} and {seen[first]} both hold seeds from {first}")
+        seen[first] = path.name
+        runs = data["configs"]["rl_zoo"]
         sb3, tuner = (np.array(runs[side]["returns"]) for side in ("sb3", "tuner_batch"))
         blocks.append((path.name, sb3, tuner))
     rows = [(name, compare(sb3, tuner)) for name, sb3, tuner in blocks]

@@ -83,8 +83,8 @@ torch's batched MKL call. MKL runs its AVX2 code on AMD processors, oneDNN its A
 That pays only where a core executes 512-bit instructions at full width: on Zen 5 (family 26)
 a [64, 256] @ [256, 256] product took 46-57 us against MKL's 83-85 (one thread), and the
 8192-row products of a phase's TD targets less than half MKL's time. Zen 4 (family 25) splits
-each 512-bit instruction in two: there oneDNN took 97-110 us against MKL's 88-91, and RL Zoo's
-CartPole config trained 10-15% slower with it (`benchmarks/products.py`, results/
+each 512-bit instruction in two: there oneDNN took 97-110 us against MKL's 88-91, and a seed of
+RL Zoo's CartPole config 17.4 s against 14.9 (`benchmarks/products.py`, results/
 products_zen4.txt), so it is off on Zen 4. A oneDNN call costs 12-20 us more, so products under
 ONEDNN_MIN_MACS multiply-adds stay batched. On Intel processors MKL runs AVX-512 itself and this
 is off (unmeasured there). Read when a network is built; a test sets it to check both paths
