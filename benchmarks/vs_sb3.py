@@ -163,6 +163,12 @@ def differ(sb3: list[float], ours: list[float]) -> dict:
     }
 
 
+def write(out: Path, report: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out}")
+
+
 def recorded_runs(path: Path, steps: int, episodes: int) -> tuple[int, dict]:
     """(first seed, configs) of an earlier output, checked against this run's steps and episodes
     (outputs written before those were recorded used the defaults: first seed 0, 100 episodes)."""
@@ -225,9 +231,7 @@ def tuner_against_recorded_sb3(args: argparse.Namespace) -> None:
                 f"this trainer against SB3: Mann-Whitney U p {tests['mann_whitney_p']:.2f}, "
                 f"Fisher exact p {tests['fisher_p']:.2f}"
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {args.out}")
+    write(args.out, report)
 
 
 def main() -> None:
@@ -358,9 +362,7 @@ def main() -> None:
                 f"{name:12} {'returns differ? Mann-Whitney U p':45} {tests['mann_whitney_p']:6.2f}\n"
                 f"{name:12} {'seeds that solve differ? Fisher exact p':45} {tests['fisher_p']:6.2f}"
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {args.out}")
+    write(args.out, report)
 
 
 if __name__ == "__main__":
