@@ -130,7 +130,7 @@ def test_a_seed_that_diverges_is_reported_and_the_other_seeds_keep_their_results
         ("env: NoSuchEnv-v0\n", [], "cannot make environment"),
         ("learnin_rate: 0.1\n", [], "did you mean 'learning_rate'"),
         ("gamma: 3\n", [], "gamma=3.0 is out of range"),
-        ("env: CartPole-v1\n", ["--steps", "0"], "total_steps=0"),
+        ("env: CartPole-v1\n", ["--steps", "0"], "--steps: total_steps=0 is out of range"),
         ("env: CartPole-v1\n", ["--init-from", "nope.pt"], "no such checkpoint"),
     ],
 )
