@@ -173,11 +173,11 @@ def recorded_runs(path: Path, steps: int, episodes: int) -> tuple[int, dict]:
     """(first seed, configs) of an earlier output, checked against this run's steps and episodes
     (outputs written before those were recorded used the defaults: first seed 0, 100 episodes)."""
     data = json.loads(path.read_text())
-    if data["steps"] != steps or data.get("eval_episodes", 100) != episodes:
+    scored = data.get("eval_episodes", 100)
+    if data["steps"] != steps or scored != episodes:
         print(
-            f"{path} trained {data['steps']:,} steps and scored {data.get('eval_episodes', 100)} "
-            f"episodes a seed; pass --steps {data['steps']} --eval-episodes "
-            f"{data.get('eval_episodes', 100)} to compare with it",
+            f"{path} trained {data['steps']:,} steps and scored {scored} episodes a seed; pass "
+            f"--steps {data['steps']} --eval-episodes {scored} to compare with it",
             file=sys.stderr,
         )
         raise SystemExit(2)

@@ -145,9 +145,10 @@ class DQNConfig:
             for f in dataclasses.fields(self)
         }
 
-    def replace(self, **changes: Any) -> DQNConfig:
-        """A copy with some fields changed, validated."""
-        return DQNConfig.from_dict({**self.to_dict(), **changes}, source="override")
+    def replace(self, *, source: str = "override", **changes: Any) -> DQNConfig:
+        """A copy with some fields changed, validated; an error starts with `source` (say, the
+        command-line flag the changes came from)."""
+        return DQNConfig.from_dict({**self.to_dict(), **changes}, source=source)
 
 
 def field_names() -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tuner.cli import run_main
-from tuner.config import DQNConfig, load_config, save_config
+from tuner.config import load_config, save_config
 from tuner.dqn import load_checkpoint, resolve_device, retrain, save_checkpoints
 from tuner.envs import check_env
 from tuner.errors import TunerError
@@ -40,10 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = load_config(args.config)
-    if args.steps is not None:  # an error names the flag the bad value came from
-        config = DQNConfig.from_dict(
-            {**config.to_dict(), "total_steps": args.steps}, source="--steps"
-        )
+    if args.steps is not None:
+        config = config.replace(total_steps=args.steps, source="--steps")
     if args.seeds < 1:
         raise TunerError(f"--seeds {args.seeds} must be at least 1")
     device = resolve_device(args.device)
