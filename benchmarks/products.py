@@ -7,8 +7,8 @@ seed, on AMD CPUs of family 26 (Zen 5) and later with AVX-512 (networks.ONEDNN),
 its AVX2 code; elsewhere every product is one batched MKL call. This times both for the shapes
 a training step and a phase's TD targets use (forward x @ W, weight gradient x^T g, input
 gradient g W^T), one torch thread, best of 5 rounds, so that the rule can be checked on a CPU it
-was not measured on (an Intel day: is oneDNN also faster there, and from what size?). On a Zen 4
-day (family 25) it was not.
+was not measured on. On a Zen 4 day (family 25) oneDNN was slower, and on an Intel Xeon day
+with AMX (family 6 model 207) slower still (the trainer 0.74x as fast with it).
 Then the whole trainer both ways: RL Zoo's CartPole config (256-256, 50k steps, one seed, no
 evaluations), each run in a fresh process with networks.ONEDNN forced off or on, alternating
 for --train-rounds rounds. Prints a table and writes JSON.

@@ -87,7 +87,9 @@ each 512-bit instruction in two: there oneDNN took 97-110 us against MKL's 88-91
 RL Zoo's CartPole config 17.4 s against 14.9 (`benchmarks/products.py`, results/
 products_zen4.txt), so it is off on Zen 4. A oneDNN call costs 12-20 us more, so products under
 ONEDNN_MIN_MACS multiply-adds stay batched. On Intel processors MKL runs AVX-512 itself and this
-is off (unmeasured there). Read when a network is built; a test sets it to check both paths
+is off: on a Xeon with AMX (family 6 model 207) oneDNN lost at every shape the trainer uses
+below 8192 rows, and RL Zoo's config took 23.1 s a seed with it against 17.2 (results/
+products_intel_amx.txt). Read when a network is built; a test sets it to check both paths
 wherever torch has oneDNN."""
 ONEDNN_MIN_MACS = 2_000_000
 """The smallest product (rows x inputs x outputs) sent to oneDNN. On the Zen 5 core
