@@ -10,7 +10,8 @@ evaluations, 2 processes on one SQLite storage with one torch thread each (RL Zo
 `tuner.run --jobs 2`). Each side's best config, as its user would get it, is then retrained on 5
 fresh seeds and scored by the same greedy evaluator over 100 episodes: RL Zoo's best trial, and
 the config `python -m tuner.export` picks (it races tuner's tied trials on seeds of its own
-first). Prints a table and writes benchmarks/results/vs_zoo.json.
+first). Prints a table and writes benchmarks/results/vs_zoo.json; each side's summary also says
+where its workers' time went (by net and training frequency), since the ratio moves with it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from vs_sb3 import sb3_returns  # noqa: E402  the same greedy evaluator as tuner's
 
 FRESH = 2_000_000  # retraining seeds, used by neither side's search
+TIME_FIELDS = ("trials", "worker_s", "share", "s_each")  # time_by's figures, after its params
 
 
 def cpu_name() -> str:
@@ -49,12 +51,55 @@ def cpu_name() -> str:
     return names[0] if names else platform.processor() or "unknown"
 
 
-def summarize(url: str, name: str, wall: float) -> dict:
+def _label(value):
+    """A param as a dict key: hidden sizes [256, 256] as '256x256', as the space writes them."""
+    return "x".join(map(str, value)) if isinstance(value, list) else value
+
+
+def time_by(finished: list, keys: tuple[str, ...], top: int = 4) -> list[dict]:
+    """Where a search spent its workers' time: finished trials grouped by the params that
+    decide a trial's cost (the net, how often it trains), the costliest groups first. The
+    ratio per trial moves with where each side's TPE settles, so every run says where that was.
+    A value fixed outside tuner's space (an enqueued config's) is read from its config."""
+    groups: dict[tuple, list[float]] = {}
+    for t in finished:
+        config = t.user_attrs.get("config", {})
+        key = tuple(_label(t.params.get(k, config.get(k))) for k in keys)
+        groups.setdefault(key, []).append((t.datetime_complete - t.datetime_start).total_seconds())
+    total = sum(map(sum, groups.values())) or 1.0
+    ranked = sorted(groups.items(), key=lambda kv: -sum(kv[1]))
+    return [
+        {
+            **dict(zip(keys, key)),
+            "trials": len(secs),
+            "worker_s": round(sum(secs), 1),
+            "share": round(sum(secs) / total, 3),
+            "s_each": round(sum(secs) / len(secs), 2),
+        }
+        for key, secs in ranked[:top]
+    ]
+
+
+def time_line(groups: list[dict]) -> str:
+    """time_by's groups on one line: 'hidden_sizes 128x128, train_frequency 1: 116 trials, 85%
+    (9.5 s each); ...'."""
+    cells = []
+    for g in groups:
+        params = ", ".join(f"{k} {v}" for k, v in g.items() if k not in TIME_FIELDS)
+        n = g["trials"]
+        cells.append(
+            f"{params}: {n} trial{'s' * (n != 1)}, {g['share']:.0%} ({g['s_each']:.1f} s each)"
+        )
+    return "; ".join(cells)
+
+
+def summarize(url: str, name: str, wall: float, keys: tuple[str, ...]) -> dict:
     study = optuna.load_study(study_name=name, storage=url)
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
     return {
+        "time_by": time_by(finished, keys),
         "wall_s": round(wall, 1),
         "finished": len(finished),
         "failed": sum(t.state == TrialState.FAIL for t in trials),
@@ -89,7 +134,7 @@ def run_zoo(tmp: Path, trials: int, steps: int, evals: int, episodes: int) -> di
     if any(proc.returncode for proc in procs):
         err = (tmp / "zoo-0.err").read_text()[-800:] + (tmp / "zoo-1.err").read_text()[-800:]
         raise SystemExit(f"rl_zoo3 failed:\n{err}")
-    return summarize(url, "zoo", wall)
+    return summarize(url, "zoo", wall, ("net_arch", "train_freq"))
 
 
 def zoo_retrain(params: dict, steps: int, seeds: list[int], episodes: int) -> list[float]:
@@ -124,7 +169,7 @@ def run_tuner(tmp: Path, trials: int) -> dict:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"tuner.run failed: {done.stderr[-800:]}")
-    return summarize(url, "cartpole", wall)
+    return summarize(url, "cartpole", wall, ("hidden_sizes", "train_frequency"))
 
 
 def tuner_retrain(url: str, tmp: Path, seeds: list[int], episodes: int) -> dict:
@@ -178,10 +223,12 @@ def main() -> None:
             f"RL Zoo: {args.trials} trials, {spec.steps:,} steps, {evals} evaluations", flush=True
         )
         zoo = run_zoo(tmp, args.trials, spec.steps, evals, spec.eval_episodes)
-        print(f"  {zoo}", flush=True)
+        print(f"  { {k: v for k, v in zoo.items() if k != 'time_by'} }", flush=True)
+        print(f"  its workers' time: {time_line(zoo['time_by'])}", flush=True)
         print(f"tuner: {args.trials} trials", flush=True)
         ours = run_tuner(tmp, args.trials)
-        print(f"  {ours}", flush=True)
+        print(f"  { {k: v for k, v in ours.items() if k != 'time_by'} }", flush=True)
+        print(f"  its workers' time: {time_line(ours['time_by'])}", flush=True)
         print("retraining each side's best on fresh seeds", flush=True)
         zoo["retrained"] = zoo_retrain(zoo["best_params"], spec.steps, seeds, args.episodes)
         ours.update(tuner_retrain(f"sqlite:///{tmp / 'tuner.db'}", tmp, seeds, args.episodes))
