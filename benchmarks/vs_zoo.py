@@ -93,6 +93,12 @@ def time_line(groups: list[dict]) -> str:
     return "; ".join(cells)
 
 
+def show(summary: dict) -> None:
+    """A side's summary, then where its workers' time went on a line of its own."""
+    print(f"  { {k: v for k, v in summary.items() if k != 'time_by'} }", flush=True)
+    print(f"  its workers' time: {time_line(summary['time_by'])}", flush=True)
+
+
 def summarize(url: str, name: str, wall: float, keys: tuple[str, ...]) -> dict:
     study = optuna.load_study(study_name=name, storage=url)
     trials = study.get_trials(deepcopy=False)
@@ -223,12 +229,10 @@ def main() -> None:
             f"RL Zoo: {args.trials} trials, {spec.steps:,} steps, {evals} evaluations", flush=True
         )
         zoo = run_zoo(tmp, args.trials, spec.steps, evals, spec.eval_episodes)
-        print(f"  { {k: v for k, v in zoo.items() if k != 'time_by'} }", flush=True)
-        print(f"  its workers' time: {time_line(zoo['time_by'])}", flush=True)
+        show(zoo)
         print(f"tuner: {args.trials} trials", flush=True)
         ours = run_tuner(tmp, args.trials)
-        print(f"  { {k: v for k, v in ours.items() if k != 'time_by'} }", flush=True)
-        print(f"  its workers' time: {time_line(ours['time_by'])}", flush=True)
+        show(ours)
         print("retraining each side's best on fresh seeds", flush=True)
         zoo["retrained"] = zoo_retrain(zoo["best_params"], spec.steps, seeds, args.episodes)
         ours.update(tuner_retrain(f"sqlite:///{tmp / 'tuner.db'}", tmp, seeds, args.episodes))
