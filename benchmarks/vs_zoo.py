@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from vs_sb3 import sb3_returns  # noqa: E402  the same greedy evaluator as tuner's
 
 FRESH = 2_000_000  # retraining seeds, used by neither side's search
-TIME_FIELDS = ("trials", "worker_s", "share", "s_each")  # time_by's figures, after its params
 
 
 def cpu_name() -> str:
@@ -70,7 +69,7 @@ def time_by(finished: list, keys: tuple[str, ...], top: int = 4) -> list[dict]:
     ranked = sorted(groups.items(), key=lambda kv: -sum(kv[1]))
     return [
         {
-            **dict(zip(keys, key)),
+            "params": dict(zip(keys, key)),
             "trials": len(secs),
             "worker_s": round(sum(secs), 1),
             "share": round(sum(secs) / total, 3),
@@ -85,7 +84,7 @@ def time_line(groups: list[dict]) -> str:
     (9.5 s each); ...'."""
     cells = []
     for g in groups:
-        params = ", ".join(f"{k} {v}" for k, v in g.items() if k not in TIME_FIELDS)
+        params = ", ".join(f"{k} {v}" for k, v in g["params"].items())
         n = g["trials"]
         cells.append(
             f"{params}: {n} trial{'s' * (n != 1)}, {g['share']:.0%} ({g['s_each']:.1f} s each)"
