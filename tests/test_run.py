@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -169,12 +170,11 @@ def test_ctrl_c_or_sigterm_stops_workers_and_leaves_no_trial_running(tmp_path, s
 
 
 def worker_pids(parent: int) -> list[int]:
-    """The parent's spawned worker processes (not multiprocessing's resource tracker)."""
+    """The parent's spawned worker processes once they run Python's spawn code (not
+    multiprocessing's resource tracker; a fresh fork still shows its parent's command line)."""
     children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     return [
-        int(pid)
-        for pid in children
-        if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()
+        int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
     ]
 
 
@@ -212,23 +212,31 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_and_retried(tmp_path):
     assert retry.params == killed.params
 
 
-def test_workers_of_a_killed_tuner_run_fail_their_trials_and_stop(tmp_path):
+@pytest.mark.parametrize("when", ["training", "starting"])
+def test_workers_of_a_killed_tuner_run_fail_their_trials_and_stop(tmp_path, when):
+    # "starting": killed as soon as its workers exist, while they still import torch (such
+    # workers once took their new parent for the one to watch, and trained on)
     (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 2000000"))
     proc = run(tmp_path, "--trials", "4", "--jobs", "2", wait=False)
     deadline = time.time() + 120
-    while time.time() < deadline and not training(trials(tmp_path)):
-        time.sleep(1)
+    if when == "training":
+        while time.time() < deadline and not training(trials(tmp_path)):
+            time.sleep(1)
+        assert training(trials(tmp_path)), "no trial started training within 120 s"
+    while time.time() < deadline and len(worker_pids(proc.pid)) < 2:
+        time.sleep(0.05)
     workers = worker_pids(proc.pid)
-    assert workers and training(trials(tmp_path)), "no trial started training within 120 s"
+    assert len(workers) == 2, f"tuner.run started {len(workers)} of its 2 workers in 120 s"
     proc.kill()  # SIGKILL: the parent cannot pass anything on to its workers
-    proc.communicate(timeout=60)
-    deadline = time.time() + 30
-    while time.time() < deadline and any(map(running, workers)):
-        time.sleep(0.5)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=90)  # returns once every process holding its output has exited
     alive = [pid for pid in workers if running(pid)]
-    assert not alive, f"workers {alive} still run 30 s after their tuner.run was killed"
+    for pid in alive:  # they would train on through the rest of the suite
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} still ran 90 s after their tuner.run was killed"
     after = final_states(tmp_path)
-    assert TrialState.RUNNING not in after and TrialState.FAIL in after
+    assert TrialState.RUNNING not in after
+    assert (TrialState.FAIL in after) == (when == "training")
 
 
 def running(pid: int) -> bool:

@@ -239,11 +239,17 @@ class ParentWatch(threading.Thread):
 
     A parent killed with SIGKILL (or by the OOM killer) cannot stop its workers; without this they
     would tune on unseen, with no progress bar and no summary, until the study was full.
+
+    The parent's pid comes from multiprocessing, which the parent wrote into the spawn data, not
+    from os.getppid() at this point: a worker still importing torch when its parent died already
+    has a new parent here, and watched that one, training on to the study's end (tuner.run killed
+    1 s after it started its workers left two so; the likely cause of a CI run's hang).
     """
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.parent = os.getppid()
+        spawned_by = mp.parent_process()
+        self.parent = spawned_by.pid if spawned_by is not None else os.getppid()
 
     def run(self) -> None:
         while os.getppid() == self.parent:
@@ -329,23 +335,24 @@ def worker(
     """Ask, train and tell trials until the study holds `target` finished ones."""
     interrupts = Interrupts()
     interrupts.insist_inside(objective.__code__)
-    ParentWatch().start()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # this loop records heartbeats itself (class Heartbeat), which Optuna warns about
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-    torch.set_num_threads(threads)
-    spec = load_study_spec(study_path)
-    options = dict(spec.sampler_options)
-    if options.get("seed") is not None:
-        options["seed"] += index  # same seed in every worker would repeat the same suggestions
-    sampler = type(spec.make_sampler())(**options)
-    storage = open_storage(url)
-    study = optuna.load_study(
-        study_name=name, storage=storage, sampler=sampler, pruner=spec.make_pruner()
-    )
     current = None  # the trial this worker owns, failed if anything interrupts it
-    lock = ClaimLock(url, name)
-    try:
+    lock = None
+    try:  # an interrupt during the set-up (a parent that died at once) ends it as quietly
+        ParentWatch().start()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # this loop records heartbeats itself (class Heartbeat), which Optuna warns about
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+        torch.set_num_threads(threads)
+        spec = load_study_spec(study_path)
+        options = dict(spec.sampler_options)
+        if options.get("seed") is not None:
+            options["seed"] += index  # same seed in every worker would repeat the suggestions
+        sampler = type(spec.make_sampler())(**options)
+        storage = open_storage(url)
+        study = optuna.load_study(
+            study_name=name, storage=storage, sampler=sampler, pruner=spec.make_pruner()
+        )
+        lock = ClaimLock(url, name)
         while deadline is None or time.time() < deadline:
             with lock.held():
                 with warnings.catch_warnings():
@@ -374,7 +381,8 @@ def worker(
         if not isinstance(exc, KeyboardInterrupt):
             raise  # a bug: its traceback belongs on screen
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
 
 
 def prepare_study(spec: StudySpec, url: str, name: str, command: str) -> optuna.Study:
