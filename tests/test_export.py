@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -345,16 +346,16 @@ def test_configs_left_over_after_the_last_full_round_of_workers_share_them():
     assert [sorted(s for i, seeds in many if i == c for s in seeds) for c in range(3)] == [ten] * 3
 
 
-def test_interrupting_workers_mid_race_exits_130_stops_them_and_writes_nothing(tmp_path):
+def racing_export(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
+    """tuner.export racing three long configs on 2 workers, started as a script's background job
+    starts (SIGINT ignored); returns it and its workers, once they train."""
     long = DQNConfig(total_steps=500_000, learning_starts=200, hidden_sizes=(32,), eval_every=0)
     url = f"sqlite:///{tmp_path / 'long.db'}"
     lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
     configs = [long.replace(learning_rate=x) for x in (1e-3, 2e-3, 3e-3)]
     finished_study(url, "long", "learning_rate", lr, [(c, 100.0) for c in configs])
-    out = tmp_path / "out"
     cmd = [sys.executable, "-m", "tuner.export", "--storage", url, "--study-name", "long"]
-    cmd += ["--finalists", "2", "--jobs", "2", "--out", str(out)]
-    # started as a script's background job starts: with SIGINT ignored
+    cmd += ["--finalists", "2", "--jobs", "2", "--out", str(tmp_path / "out")]
     ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore
@@ -365,12 +366,31 @@ def test_interrupting_workers_mid_race_exits_130_stops_them_and_writes_nothing(t
     time.sleep(3)  # the workers are training
     workers = [int(p) for p in subprocess.check_output(["pgrep", "-P", str(proc.pid)]).split()]
     assert len(workers) >= 2
+    return proc, workers
+
+
+def test_interrupting_workers_mid_race_exits_130_stops_them_and_writes_nothing(tmp_path):
+    proc, workers = racing_export(tmp_path)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=20) == 130
     assert "interrupted" in proc.stderr.read()
-    assert not out.exists()
+    assert not (tmp_path / "out").exists()
     time.sleep(1)
     assert not [pid for pid in workers if alive(pid)]
+
+
+def test_workers_of_a_killed_export_stop_mid_race(tmp_path):
+    proc, workers = racing_export(tmp_path)
+    proc.kill()  # SIGKILL: the parent cannot stop its workers; they must notice it is gone
+    proc.wait(timeout=20)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(map(alive, workers)):
+        time.sleep(0.5)
+    left = [pid for pid in workers if alive(pid)]
+    for pid in left:  # they would train on through the rest of the suite
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} still trained 30 s after their tuner.export was killed"
+    assert not (tmp_path / "out").exists()
 
 
 def alive(pid: int) -> bool:

@@ -36,7 +36,7 @@ from tuner.dqn import Retrained, TrainResult, merge, resolve_device, retrain, sa
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.report import plot_learning_curve, plot_study, write_curve_csv
-from tuner.run import open_storage, read_study
+from tuner.run import ParentWatch, open_storage, read_study
 from tuner.study import (
     TIE,
     aggregate,
@@ -547,6 +547,9 @@ def split(costs: list[float], seeds: list[int], jobs: int) -> list[tuple[int, li
 def _start_worker(threads: int) -> None:
     # Ctrl-C reaches the whole process group; the parent stops the workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a parent killed outright cannot: its SIGTERM (the default action, exit) ends the retrain
+    # that nobody waits for, which could otherwise train on for as long as a config takes
+    ParentWatch().start()
     torch.set_num_threads(threads)
 
 

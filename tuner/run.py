@@ -235,7 +235,8 @@ class Heartbeat(threading.Thread):
 
 
 class ParentWatch(threading.Thread):
-    """Interrupt this worker, as Ctrl-C would, when the tuner.run that started it dies.
+    """Send this worker SIGTERM when the process that started it dies: tuner.run's workers take it
+    as Ctrl-C (they fail the trial they own and stop), tuner.export's die of it.
 
     A parent killed with SIGKILL (or by the OOM killer) cannot stop its workers; without this they
     would tune on unseen, with no progress bar and no summary, until the study was full.
