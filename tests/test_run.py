@@ -169,6 +169,30 @@ def test_ctrl_c_or_sigterm_stops_workers_and_leaves_no_trial_running(tmp_path, s
     assert after and TrialState.RUNNING not in after and TrialState.FAIL in after
 
 
+def test_ctrl_c_while_workers_start_stops_them_without_a_traceback(tmp_path):
+    # a terminal's Ctrl-C reaches the whole process group, also workers still importing torch
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 1500", "steps: 2000000"))
+    cmd = [sys.executable, "-m", "tuner.run", "--study", str(tmp_path / "tiny.yaml")]
+    proc = subprocess.Popen(
+        [*cmd, "--trials", "4", "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives a command
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and len(worker_pids(proc.pid)) < 2:
+        time.sleep(0.05)
+    workers = worker_pids(proc.pid)
+    assert len(workers) == 2, f"tuner.run started {len(workers)} of its 2 workers in 120 s"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run the same command to resume" in err
+    assert "Traceback" not in err, err[-3000:]
+    assert not [pid for pid in workers if running(pid)]
+    assert TrialState.RUNNING not in final_states(tmp_path)
+
+
 def worker_pids(parent: int) -> list[int]:
     """The parent's spawned worker processes once they run Python's spawn code (not
     multiprocessing's resource tracker; a fresh fork still shows its parent's command line)."""

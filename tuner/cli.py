@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from tuner.errors import TunerError
 
@@ -31,3 +32,17 @@ def stop_signals_as_ctrl_c() -> None:
     inherits SIGINT ignored, and Python would keep ignoring `kill -INT`."""
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+
+
+@contextlib.contextmanager
+def children_start_deaf_to_ctrl_c() -> Iterator[None]:
+    """Start worker processes inside this block: they begin with SIGINT ignored, which Python
+    keeps until the worker installs its own handlers. A spawned worker spends its first seconds
+    importing torch, and Ctrl-C reaches the whole process group: there it printed a traceback
+    per worker. The parent stops its workers with SIGTERM, which also ends one still importing.
+    (A Ctrl-C in the few milliseconds the block lasts is lost; pressing it again works.)"""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

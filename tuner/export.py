@@ -30,7 +30,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from tuner.cli import run_main, stop_signals_as_ctrl_c
+from tuner.cli import children_start_deaf_to_ctrl_c, run_main, stop_signals_as_ctrl_c
 from tuner.config import DQNConfig, save_config
 from tuner.dqn import Retrained, TrainResult, merge, resolve_device, retrain, save_checkpoints
 from tuner.envs import check_env
@@ -462,9 +462,10 @@ class Workers:
         """_retrain_task over `tasks`, results in the order they finish."""
         if self.pool is None:
             # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
-            self.pool = mp.get_context("spawn").Pool(
-                self.jobs, initializer=_start_worker, initargs=(self.threads,)
-            )
+            with children_start_deaf_to_ctrl_c():
+                self.pool = mp.get_context("spawn").Pool(
+                    self.jobs, initializer=_start_worker, initargs=(self.threads,)
+                )
         return self.pool.imap_unordered(_retrain_task, tasks)
 
     def __enter__(self) -> Workers:

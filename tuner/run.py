@@ -27,7 +27,7 @@ import yaml
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from tuner.cli import run_main, stop_signals_as_ctrl_c
+from tuner.cli import children_start_deaf_to_ctrl_c, run_main, stop_signals_as_ctrl_c
 from tuner.dqn import resolve_device
 from tuner.envs import check_env
 from tuner.errors import TunerError
@@ -467,14 +467,15 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
     )
-    for p in procs:
-        p.start()
+    with children_start_deaf_to_ctrl_c():
+        for p in procs:
+            p.start()
     try:
         watch(study, procs, done, args.trials)
     except KeyboardInterrupt:
         for p in procs:
             if p.is_alive():
-                os.kill(p.pid, signal.SIGINT)
+                os.kill(p.pid, signal.SIGTERM)  # a worker takes it as Ctrl-C
         for p in procs:
             p.join(timeout=15)
             if p.is_alive():
