@@ -20,6 +20,7 @@ import torch
 import yaml
 from optuna.trial import TrialState
 
+from tests.commands import in_process
 from tests.test_study import TINY
 from tests.toy_envs import FORK
 from tuner.config import DQNConfig, load_config
@@ -36,6 +37,7 @@ from tuner.export import (
     split,
     success_interval,
 )
+from tuner.export import main as export_main
 from tuner.study import TIE
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -533,13 +535,18 @@ def bad_cases(root: Path) -> list[tuple[list[str], str]]:
     return cases
 
 
-def test_bad_input_is_one_sentence_exit_2_and_changes_nothing(copy):
+def test_bad_input_is_one_sentence_exit_2_and_changes_nothing(copy, capsys):
     before = snapshot(copy)
     files = sorted(p.name for p in copy.iterdir())
-    for args, says in bad_cases(copy):
-        done = export(*args, "--out", str(copy / "out"))
-        assert done.returncode == 2, (args, done.stderr)
-        assert says in done.stderr and done.stderr.count("\n") == 1, (args, done.stderr)
+    for i, (args, says) in enumerate(bad_cases(copy)):
+        args = [*args, "--out", str(copy / "out")]
+        if i == 0:  # one case through a real `python -m tuner.export`
+            done = export(*args)
+            code, err = done.returncode, done.stderr
+        else:
+            code, err = in_process(export_main, args, capsys)
+        assert code == 2, (args, err)
+        assert says in err and err.count("\n") == 1, (args, err)
         assert not (copy / "out").exists()
     assert sorted(p.name for p in copy.iterdir()) == files
     assert snapshot(copy) == before

@@ -7,9 +7,11 @@ import sys
 import pytest
 import torch
 
+from tests.commands import in_process
 from tests.toy_envs import FORK
 from tuner.config import DQNConfig, load_config, save_config
 from tuner.dqn import train
+from tuner.train import main as train_main
 
 TINY = DQNConfig(
     total_steps=400,
@@ -134,12 +136,22 @@ def test_a_seed_that_diverges_is_reported_and_the_other_seeds_keep_their_results
         ("env: CartPole-v1\n", ["--init-from", "nope.pt"], "no such checkpoint"),
     ],
 )
-def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(tmp_path, content, extra, says):
+def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, content, extra, says
+):
     config = tmp_path / "c.yaml"
     if content is not None:
         config.write_text(content)
     out = tmp_path / "out"
-    done = run(str(config), "--out", str(out), *extra, cwd=tmp_path)
-    assert done.returncode == 2
-    assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    monkeypatch.chdir(tmp_path)
+    code, err = in_process(train_main, [str(config), "--out", str(out), *extra], capsys)
+    assert code == 2
+    assert says in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_python_m_tuner_train_on_bad_input_says_one_sentence_and_exits_2(tmp_path):
+    done = run(str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: ")
+    assert "no such file" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
