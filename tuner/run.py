@@ -249,8 +249,7 @@ class ParentWatch(threading.Thread):
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        spawned_by = mp.parent_process()
-        self.parent = spawned_by.pid if spawned_by is not None else os.getppid()
+        self.parent = mp.parent_process().pid  # only ever started in a spawned worker
 
     def run(self) -> None:
         while os.getppid() == self.parent:
