@@ -16,7 +16,7 @@ from tuner.dqn import train
 from tuner.errors import TunerError
 from tuner.objective import FIXED_OUTSIDE_SPACE, objective, trial_config
 from tuner.run import create_or_load_study
-from tuner.space import CONDITIONS, suggest_config
+from tuner.space import CONDITIONS, Param, suggest_config
 from tuner.study import Enqueued, aggregate, load_study_spec
 
 TINY = """\
@@ -145,6 +145,33 @@ def test_a_range_bounded_by_another_field_follows_that_field_in_each_trial():
         study.tell(trial, 0.0)
     # the bound is base's replay_size (2000), not DQNConfig's default (100000)
     assert min(sizes) >= 8 and max(sizes) <= 2000 and max(sizes) > 500
+
+
+def test_a_bound_may_be_a_fraction_of_another_field_rounded_inwards_for_ints():
+    """`high: train_frequency / 4` caps gradient steps at one per 4 env steps. For an int
+    field the high end rounds down and the low end up, so no sampled value breaks the cap."""
+    gradient_steps = Param("gradient_steps", "int", low=1, high="train_frequency / 4")
+    assert gradient_steps.bounds({"train_frequency": 16}) == (1, 4)
+    assert gradient_steps.bounds({"train_frequency": 6}) == (1, 1)  # 1.5 rounds down
+    starts = Param("learning_starts", "int", low="total_steps / 3", high=5000)
+    assert starts.bounds({"total_steps": 1000}) == (334, 5000)  # 333.3 rounds up
+    eps_end = Param("epsilon_end", "float", low=0.0, high="epsilon_start / 4")
+    assert eps_end.bounds({"epsilon_start": 0.9}) == (0.0, pytest.approx(0.225))
+    spec = load_study_spec_text(
+        TINY.replace(
+            "batch_size: [16, 32]",
+            "batch_size: [16, 32]\n  train_frequency: [4, 6, 16]\n"
+            "  gradient_steps: {low: 1, high: train_frequency / 4, log: true}",
+        )
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen: dict[int, set[int]] = {4: set(), 6: set(), 16: set()}
+    for _ in range(60):
+        trial = study.ask()
+        config = suggest_config(trial, spec.space, spec.fixed())
+        seen[config.train_frequency].add(config.gradient_steps)
+        study.tell(trial, 0.0)
+    assert seen == {4: {1}, 6: {1}, 16: {1, 2, 3, 4}}
 
 
 def test_aggregates_are_hand_computed():
@@ -283,6 +310,21 @@ BAD = [
         ),
         # outside its range, so fixed for the trial: and then larger than the replay buffer
         "enqueue[0]: replay_size=2000 is out of range; it must be at least batch_size (4000)",
+    ),
+    (
+        TINY.replace("batch_size: [16, 32]", "batch_size: {low: 8, high: replay_size / 0}"),
+        "space.batch_size: 'replay_size / 0' divides by '0'; write FIELD / N",
+    ),
+    (
+        TINY.replace(
+            "batch_size: [16, 32]",
+            "train_frequency: [1, 4]\n  gradient_steps: {low: 1, high: train_frequency / 2}",
+        ),
+        "space.gradient_steps is empty when train_frequency is 1 ([1, 0]); leave 1 out",
+    ),
+    (
+        TINY.replace("batch_size: [16, 32]", "gradient_steps: {low: 1, high: train_frequency / 8}"),
+        "space.gradient_steps is empty when train_frequency is 4 ([1, 0])",  # DQNConfig's default
     ),
     (TINY.replace("name: tpe", "name: anneal"), "sampler 'anneal' is unknown"),
     (TINY.replace("n_startup_trials: 2", "n_startup: 2"), "pruner options are not accepted"),

@@ -6,7 +6,9 @@ params need no converting: `DQNConfig.from_dict({**base, **trial.params})` is th
 
 from __future__ import annotations
 
+import math
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,17 +46,24 @@ class Param:
     @property
     def depends_on(self) -> tuple[str, ...]:
         """The fields whose values bound this one's range (`high: train_frequency`)."""
-        return tuple(b for b in (self.low, self.high) if isinstance(b, str))
+        return tuple(split_bound(b)[0] for b in (self.low, self.high) if isinstance(b, str))
 
     def bounds(self, values: dict[str, Any]) -> tuple[float, float]:
-        """The range in a trial whose other fields are `values` (defaults where absent)."""
-        return tuple(
-            values.get(b, getattr(DQNConfig, b)) if isinstance(b, str) else b
-            for b in (self.low, self.high)
+        """The range in a trial whose other fields are `values` (defaults where absent). A
+        bound that is a fraction of a field (`train_frequency / 4`) is rounded inwards for an
+        int field, so the range never holds a value the fraction does not allow."""
+        low, high = (
+            _bound_value(b, values, self.kind == "int", inwards=r)
+            for b, r in ((self.low, math.ceil), (self.high, math.floor))
         )
+        return low, high
 
     def suggest(self, trial: optuna.Trial, values: dict[str, Any]) -> Any:
         low, high = self.bounds(values)
+        if low > high:  # parse_space rules this out for a bound searched or left at its default
+            raise TunerError(
+                f"space.{self.name}: the range [{low}, {high}] is empty in trial {trial.number}"
+            )
         if self.kind == "float":
             return trial.suggest_float(self.name, low, high, log=self.log)
         if self.kind == "int":
@@ -62,6 +71,33 @@ class Param:
         if self.kind == "choice":
             return trial.suggest_categorical(self.name, list(self.choices))
         return self.value
+
+
+def split_bound(bound: str) -> tuple[str, float]:
+    """A bound that names a field: `train_frequency` -> (train_frequency, 1), `train_frequency
+    / 4` -> (train_frequency, 4). A divisor that is not a positive number is a TunerError."""
+    name, slash, divisor = (part.strip() for part in bound.partition("/"))
+    if not slash:
+        return name, 1.0
+    try:
+        value = float(divisor)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise TunerError(f"divides by {divisor!r}; write FIELD / N with N a positive number")
+    return name, value
+
+
+def _bound_value(
+    bound: float | str, values: dict[str, Any], is_int: bool, inwards: Callable[[float], int]
+) -> float:
+    if not isinstance(bound, str):
+        return bound
+    name, divisor = split_bound(bound)
+    value = values.get(name, getattr(DQNConfig, name))
+    if divisor == 1.0:
+        return value
+    return inwards(value / divisor) if is_int else value / divisor
 
 
 def parse_space(space: Any, *, source: str) -> dict[str, Param]:
@@ -96,6 +132,36 @@ def parse_space(space: Any, *, source: str) -> dict[str, Param]:
     return params
 
 
+def check_ranges(space: dict[str, Param], fixed: dict[str, Any], *, source: str) -> None:
+    """A range bounded by another field must hold a value whatever that field is: each of its
+    choices, the ends of its range, or its fixed value (`fixed`: base and budget, which must
+    be valid already; DQNConfig's default where neither sets it)."""
+    for param in space.values():
+        for other in param.depends_on:
+            if other in space:
+                values = _values_of(space[other])
+            else:
+                values = (fixed.get(other, getattr(DQNConfig, other)),)
+            for value in values:
+                low, high = param.bounds({**fixed, other: value})
+                if low > high:
+                    raise TunerError(
+                        f"{source}: space.{param.name} is empty when {other} is {value} "
+                        f"([{low}, {high}]); leave {value} out of {other}'s values or widen "
+                        "the range"
+                    )
+
+
+def _values_of(param: Param) -> tuple[Any, ...]:
+    """The values of a searched field that decide whether a range it bounds is empty: a range's
+    ends do, as a bound grows with the field."""
+    if param.kind == "choice":
+        return param.choices
+    if param.kind == "fixed":
+        return (param.value,)
+    return (param.low, param.high)
+
+
 def _parse_param(name: str, spec: Any, hint: Any, where: str) -> Param:
     is_int = hint is int
     if isinstance(spec, dict):
@@ -106,6 +172,11 @@ def _parse_param(name: str, spec: Any, hint: Any, where: str) -> Param:
         numbers = [b for b in (low, high) if not isinstance(b, str)]
         for bound in numbers:
             _check_value(name, bound, where)
+        for bound in (b for b in (low, high) if isinstance(b, str)):
+            try:
+                split_bound(bound)
+            except TunerError as exc:
+                raise TunerError(f"{where}: '{bound}' {exc}") from None
         if isinstance(low, str) and isinstance(high, str):
             raise TunerError(f"{where} may name another field as one bound, not both")
         if len(numbers) == 2 and not low < high:

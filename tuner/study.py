@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.config import DQNConfig, did_you_mean, read_yaml
 from tuner.errors import TunerError
-from tuner.space import SET_BY_STUDY, Param, parse_space
+from tuner.space import SET_BY_STUDY, Param, check_ranges, parse_space
 
 SAMPLERS = {
     "tpe": optuna.samplers.TPESampler,
@@ -183,6 +183,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
         sampler="tpe",
     )
     DQNConfig.from_dict(spec.fixed(), source=f"{src}: base")  # base and budget are valid fields
+    check_ranges(space, spec.fixed(), source=src)
     enqueue = [
         _check_enqueued(entry, i, spec, src) for i, entry in enumerate(data.get("enqueue") or [])
     ]
