@@ -326,6 +326,20 @@ BAD = [
         TINY.replace("batch_size: [16, 32]", "gradient_steps: {low: 1, high: train_frequency / 8}"),
         "space.gradient_steps is empty when train_frequency is 4 ([1, 0])",  # DQNConfig's default
     ),
+    (
+        TINY.replace(
+            "batch_size: [16, 32]",
+            "train_frequency: [2, 4]\n  gradient_steps: {low: 1, high: train_frequency / 2}",
+        ).replace("batch_size: 32, target", "train_frequency: 1, target"),
+        "enqueue[0] leaves space.gradient_steps no value ([1, 0] with its train_frequency); give "
+        "gradient_steps a value here too",
+    ),
+    (
+        TINY.replace("batch_size: [16, 32]", "batch_size: {low: 8, high: replay_size / 2}").replace(
+            "batch_size: 32, target", "replay_size: lots, target"
+        ),
+        "enqueue[0]: replay_size='lots' must be",  # not a TypeError from the bound
+    ),
     (TINY.replace("name: tpe", "name: anneal"), "sampler 'anneal' is unknown"),
     (TINY.replace("n_startup_trials: 2", "n_startup: 2"), "pruner options are not accepted"),
     (TINY.replace("aggregate: mean", "aggregate: best"), "objective.aggregate='best'"),

@@ -60,7 +60,7 @@ class Param:
 
     def suggest(self, trial: optuna.Trial, values: dict[str, Any]) -> Any:
         low, high = self.bounds(values)
-        if low > high:  # parse_space rules this out for a bound searched or left at its default
+        if low > high:  # check_ranges and the enqueued configs' check rule this out
             raise TunerError(
                 f"space.{self.name}: the range [{low}, {high}] is empty in trial {trial.number}"
             )

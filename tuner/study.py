@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,7 +271,10 @@ def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> Enqueued:
             fixed[name] = value
             continue
         as_param = "x".join(map(str, value)) if isinstance(value, list) else value
-        low, high = param.bounds({**spec.fixed(), **entry})
+        try:
+            low, high = param.bounds({**spec.fixed(), **entry})
+        except TypeError:  # its bound's field holds no number here; from_dict below names it
+            low, high = math.inf, -math.inf
         inside = (param.kind == "choice" and as_param in param.choices) or (
             param.kind in ("float", "int")
             and isinstance(as_param, int | float)
@@ -282,6 +286,14 @@ def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> Enqueued:
         elif not (param.kind == "fixed" and as_param == param.value):
             fixed[name] = value
     DQNConfig.from_dict({**spec.fixed(), **params, **fixed}, source=where)
+    for name, param in spec.space.items():  # sampled in this trial, within bounds it sets
+        if name not in entry and param.depends_on:
+            low, high = param.bounds({**spec.fixed(), **entry})
+            if low > high:
+                raise TunerError(
+                    f"{where} leaves space.{name} no value ([{low}, {high}] with its "
+                    f"{', '.join(param.depends_on)}); give {name} a value here too"
+                )
     return Enqueued(params, fixed)
 
 
