@@ -21,6 +21,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.commands import in_process
+from tests.processes import running
 from tests.test_study import TINY
 from tests.toy_envs import FORK
 from tuner.config import DQNConfig, load_config
@@ -378,7 +379,7 @@ def test_interrupting_workers_mid_race_exits_130_stops_them_and_writes_nothing(t
     assert "interrupted" in proc.stderr.read()
     assert not (tmp_path / "out").exists()
     time.sleep(1)
-    assert not [pid for pid in workers if alive(pid)]
+    assert not [pid for pid in workers if running(pid)]
 
 
 def test_workers_of_a_killed_export_stop_mid_race(tmp_path):
@@ -386,21 +387,13 @@ def test_workers_of_a_killed_export_stop_mid_race(tmp_path):
     proc.kill()  # SIGKILL: the parent cannot stop its workers; they must notice it is gone
     proc.wait(timeout=20)
     deadline = time.time() + 30
-    while time.time() < deadline and any(map(alive, workers)):
+    while time.time() < deadline and any(map(running, workers)):
         time.sleep(0.5)
-    left = [pid for pid in workers if alive(pid)]
+    left = [pid for pid in workers if running(pid)]
     for pid in left:  # they would train on through the rest of the suite
         os.kill(pid, signal.SIGKILL)
     assert not left, f"workers {left} still trained 30 s after their tuner.export was killed"
     assert not (tmp_path / "out").exists()
-
-
-def alive(pid: int) -> bool:
-    """Running, not gone or a zombie waiting for a container's init to reap it."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_when_no_finalist_solves_every_fresh_seed_reserves_from_the_race_are_verified(tmp_path):

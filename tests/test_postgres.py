@@ -20,7 +20,8 @@ import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from tests.test_run import reader, training, worker_pids
+from tests.processes import worker_pids
+from tests.test_run import reader, training
 from tests.test_study import TINY
 from tuner.errors import TunerError
 from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS
