@@ -514,19 +514,18 @@ def verify_all(
     )
     parts: dict[int, list[Retrained]] = {i: [] for i in range(len(chosen))}
     done: dict[int, Verified] = {}
-    bar = tqdm(total=len(chosen), unit="config", dynamic_ncols=True, leave=False)
-    for i, part in workers.imap(tasks):
-        parts[i].append(part)
-        if len(parts[i]) < runs[i]:
-            continue
-        done[i] = v = verified(chosen[i], labels[i], configs[i], seeds, merge(parts[i]), source)
-        bar.update()
-        tqdm.write(
-            f"{labels[i]}: trial {v.trial.number} (study score {v.trial.value:.1f}) trained "
-            f"in {v.result.wall_seconds:.1f} s: {v.aggregate} {v.verified_score:.1f}, "
-            f"solved {v.solved}"
-        )
-    bar.close()
+    with tqdm(total=len(chosen), unit="config", dynamic_ncols=True, leave=False) as bar:
+        for i, part in workers.imap(tasks):
+            parts[i].append(part)
+            if len(parts[i]) < runs[i]:
+                continue
+            done[i] = v = verified(chosen[i], labels[i], configs[i], seeds, merge(parts[i]), source)
+            bar.update()
+            tqdm.write(
+                f"{labels[i]}: trial {v.trial.number} (study score {v.trial.value:.1f}) trained "
+                f"in {v.result.wall_seconds:.1f} s: {v.aggregate} {v.verified_score:.1f}, "
+                f"solved {v.solved}"
+            )
     return [done[i] for i in range(len(chosen))]
 
 

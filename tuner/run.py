@@ -287,8 +287,17 @@ class Interrupts:
         printed as "Exception ignored" and dropped: the worker trained on until tuner.run gave
         up on it 15 s later. A thread checks every `every` seconds whether an interrupt came
         and the main thread is still inside `code` (the trial's objective, which an interrupt
-        that got through leaves at once), and if so signals again."""
+        that got through leaves at once), and if so signals again. The swallowed interrupt's
+        "Exception ignored" traceback is not printed: it told a user who pressed Ctrl-C that
+        something broke. Other exceptions in finalisers still are."""
         main = threading.main_thread().ident
+        passed_on = sys.unraisablehook
+
+        def quiet(unraisable: sys.UnraisableHookArgs) -> None:
+            if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+                passed_on(unraisable)
+
+        sys.unraisablehook = quiet
 
         def inside() -> bool:
             frame = sys._current_frames().get(main)
@@ -497,16 +506,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def watch(study: optuna.Study, procs: list, start: int, target: int) -> None:
     """A progress bar over finished trials until every worker has exited."""
-    bar = tqdm(total=target, initial=start, unit="trial", dynamic_ncols=True)
-    while any(p.is_alive() for p in procs):
-        time.sleep(1.0)
-        trials = study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state in FINISHED]
-        pruned = sum(t.state == TrialState.PRUNED for t in trials)
-        best = max((t.value for t in trials if t.state == TrialState.COMPLETE), default=None)
-        bar.set_postfix(pruned=pruned, best="-" if best is None else f"{best:.1f}", refresh=False)
-        bar.update(min(len(finished), target) - bar.n)
-    bar.close()
+    # closed on the way out of a Ctrl-C too, so it is not drawn again after the message that follows
+    with tqdm(total=target, initial=start, unit="trial", dynamic_ncols=True) as bar:
+        while any(p.is_alive() for p in procs):
+            time.sleep(1.0)
+            trials = study.get_trials(deepcopy=False)
+            finished = [t for t in trials if t.state in FINISHED]
+            pruned = sum(t.state == TrialState.PRUNED for t in trials)
+            best = max((t.value for t in trials if t.state == TrialState.COMPLETE), default=None)
+            best = "-" if best is None else f"{best:.1f}"
+            bar.set_postfix(pruned=pruned, best=best, refresh=False)
+            bar.update(min(len(finished), target) - bar.n)
 
 
 def as_yaml(value: object) -> str:
