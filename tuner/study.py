@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,10 +286,10 @@ def _check_enqueued(entry: Any, i: int, spec: StudySpec, src: str) -> Enqueued:
             params[name] = as_param
         elif not (param.kind == "fixed" and as_param == param.value):
             fixed[name] = value
-    DQNConfig.from_dict({**spec.fixed(), **params, **fixed}, source=where)
+    config = DQNConfig.from_dict({**spec.fixed(), **params, **fixed}, source=where)
     for name, param in spec.space.items():  # sampled in this trial, within bounds it sets
         if name not in entry and param.depends_on:
-            low, high = param.bounds({**spec.fixed(), **entry})
+            low, high = param.bounds(dataclasses.asdict(config))  # its values, read as numbers
             if low > high:
                 raise TunerError(
                     f"{where} leaves space.{name} no value ([{low}, {high}] with its "
