@@ -177,6 +177,8 @@ def test_ctrl_c_or_sigterm_stops_workers_and_leaves_no_trial_running(tmp_path, s
     _, err = proc.communicate(timeout=60)
     assert started, f"no trial started training within 120 s; tuner.run said: {err[-1500:]}"
     assert proc.returncode == 130 and "run the same command to resume" in err
+    # the progress bar closed before the message: nothing is drawn after it
+    assert err.rstrip().endswith("run the same command to resume"), err[-300:]
     after = final_states(tmp_path)
     assert after and TrialState.RUNNING not in after and TrialState.FAIL in after
 

@@ -52,18 +52,13 @@ class Param:
         """The range in a trial whose other fields are `values` (defaults where absent). A
         bound that is a fraction of a field (`train_frequency / 4`) is rounded inwards for an
         int field, so the range never holds a value the fraction does not allow."""
-        low, high = (
+        return tuple(
             _bound_value(b, values, self.kind == "int", inwards=r)
             for b, r in ((self.low, math.ceil), (self.high, math.floor))
         )
-        return low, high
 
     def suggest(self, trial: optuna.Trial, values: dict[str, Any]) -> Any:
-        low, high = self.bounds(values)
-        if low > high:  # check_ranges and the enqueued configs' check rule this out
-            raise TunerError(
-                f"space.{self.name}: the range [{low}, {high}] is empty in trial {trial.number}"
-            )
+        low, high = self.bounds(values)  # never empty: check_ranges and the enqueue check
         if self.kind == "float":
             return trial.suggest_float(self.name, low, high, log=self.log)
         if self.kind == "int":
@@ -94,10 +89,8 @@ def _bound_value(
     if not isinstance(bound, str):
         return bound
     name, divisor = split_bound(bound)
-    value = values.get(name, getattr(DQNConfig, name))
-    if divisor == 1.0:
-        return value
-    return inwards(value / divisor) if is_int else value / divisor
+    value = values.get(name, getattr(DQNConfig, name)) / divisor
+    return inwards(value) if is_int else value
 
 
 def parse_space(space: Any, *, source: str) -> dict[str, Param]:
