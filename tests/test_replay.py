@@ -310,8 +310,8 @@ def test_device_copy_path_stores_the_same_rows_as_the_cpu_fast_path(n_step):
     for step in random_steps(9):
         fast.add(*step)
         copied.add(*step)
-    fast.transitions(np.zeros((2, 1), np.int64))
-    copied.transitions(torch.zeros((2, 1), dtype=torch.int64))
+    for buf in (fast, copied):
+        buf.transitions(torch.zeros((2, 1), dtype=torch.int64))
     torch.testing.assert_close(fast.data, copied.data, rtol=1e-6, atol=0)
 
 

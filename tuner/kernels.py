@@ -46,6 +46,18 @@ def fill_n_step(data, first, last, n, d, powers):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _set_leaf(sums, mins, i, p):  # pragma: no cover - compiled
+    """Node i of one seed's trees (a leaf) gets priority p; then every node above it."""
+    sums[i] = p
+    mins[i] = p if p > 0.0 else np.inf
+    i //= 2
+    while i >= 1:
+        sums[i] = sums[2 * i] + sums[2 * i + 1]
+        mins[i] = min(mins[2 * i], mins[2 * i + 1])
+        i //= 2
+
+
+@njit(cache=True, nogil=True)
 def set_priorities(sums, mins, idx, p):  # pragma: no cover - compiled
     """Leaf idx[k, j] of seed k's trees gets priority p[k, j]; the sums and minima above it
     are recomputed from their children (never adjusted by a difference, so no error builds up).
@@ -57,14 +69,7 @@ def set_priorities(sums, mins, idx, p):  # pragma: no cover - compiled
     leaves = sums.shape[1] // 2
     for k in range(idx.shape[0]):
         for j in range(idx.shape[1]):
-            i = idx[k, j] + leaves
-            sums[k, i] = p[k, j]
-            mins[k, i] = p[k, j] if p[k, j] > 0.0 else np.inf
-            i //= 2
-            while i >= 1:
-                sums[k, i] = sums[k, 2 * i] + sums[k, 2 * i + 1]
-                mins[k, i] = min(mins[k, 2 * i], mins[k, 2 * i + 1])
-                i //= 2
+            _set_leaf(sums[k], mins[k], idx[k, j] + leaves, p[k, j])
 
 
 @njit(cache=True, nogil=True)
@@ -90,6 +95,51 @@ def draw_proportional(sums, mins, u, beta, idx, weights):  # pragma: no cover - 
                     i = 2 * i + 1
             idx[k, j] = i - leaves
             weights[k, j] = (sums[k, i] / p_min) ** -beta
+
+
+@njit(cache=True, nogil=True)
+def set_td_priorities(sums, mins, max_priority, idx, td, eps, alpha):  # pragma: no cover
+    """Prioritized replay's update after a gradient step, as set_priorities: slot idx[k, j] of
+    seed k gets priority (|td[k, j]| + eps) ** alpha (td float32, the rest float64), and
+    max_priority[k, 0] becomes the largest |td| + eps seen."""
+    leaves = sums.shape[1] // 2
+    for k in range(idx.shape[0]):
+        for j in range(idx.shape[1]):
+            p = np.float64(abs(td[k, j])) + eps
+            if p > max_priority[k, 0] or np.isnan(p):  # NaN spreads, as np.maximum spreads it
+                max_priority[k, 0] = p
+            _set_leaf(sums[k], mins[k], idx[k, j] + leaves, p**alpha)
+
+
+@njit(cache=True, nogil=True)
+def draw_uniform(u, oldest, n, slots, idx):  # pragma: no cover - compiled
+    """For u [K, m] in [0, 1): one of the n sampleable slots from `oldest` on (ring of `slots`),
+    each with probability 1 / n, into idx [K, m]."""
+    for k in range(u.shape[0]):
+        for j in range(u.shape[1]):
+            i = np.int64(u[k, j] * n)
+            idx[k, j] = (oldest + min(i, n - 1)) % slots
+
+
+@njit(cache=True, nogil=True)
+def gather_rows(
+    data, idx, d, cols, obs, actions, returns, next_obs, discounts
+):  # pragma: no cover - compiled
+    """The transitions in slots idx [K, count * B] of data [K, slots, columns] into [count, K, B]
+    outputs (obs and next_obs [count, K, B, d]): columns 0..d-1, the action (column 2d, as
+    int64), and the (return, bootstrap observation, discount) columns `cols` names."""
+    count, k_seeds, b_size = actions.shape
+    ret, nxt, disc = cols
+    for k in range(k_seeds):
+        for c in range(count):
+            for b in range(b_size):
+                s = idx[k, c * b_size + b]
+                for i in range(d):
+                    obs[c, k, b, i] = data[k, s, i]
+                    next_obs[c, k, b, i] = data[k, s, nxt + i]
+                actions[c, k, b] = np.int64(data[k, s, 2 * d])
+                returns[c, k, b] = data[k, s, ret]
+                discounts[c, k, b] = data[k, s, disc]
 
 
 @njit(cache=True, nogil=True)

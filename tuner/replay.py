@@ -104,7 +104,6 @@ class ReplayBuffer:
             self.staging = torch.zeros(self.k, self.slots, 2 * d + 4, pin_memory=pin)
             self.staged = self.staging.numpy()  # the same memory
             self.flushed = 0  # stream rows below this one are on the device
-        self.host_offsets = np.arange(self.k)[:, None] * self.slots
         self.pos = 0  # next row to write
         self.size = 0  # rows held, at most self.rows
         self.written = 0  # rows ever written: row r of the stream lives in ring row r % self.rows
@@ -210,39 +209,61 @@ class ReplayBuffer:
             raise ValueError("the replay buffer holds no complete transition yet")
         self.flush()
         drawn = self.uniforms.next(count * batch_size)[..., 0]  # [K, count * B]
-        u = drawn.reshape(self.k, count, batch_size).transpose(1, 0, 2)  # [count, K, B]
         oldest = (self.pos - self.size) % self.rows * self.e
-        if self.prioritized and self.host is not None:
-            idx = np.empty(drawn.shape, dtype=np.int64)
-            weights = np.empty(drawn.shape, dtype=np.float32)
-            kernels.draw_proportional(self.sums, self.mins, drawn, beta, idx, weights)
-            idx = idx.reshape(self.k, count, batch_size).transpose(1, 0, 2)
-            weights = torch.from_numpy(weights).view(self.k, count, batch_size).transpose(0, 1)
-        elif self.prioritized:
+        if self.host is not None:
+            return self._sample_host(drawn, count, batch_size, n, oldest, beta)
+        u = drawn.reshape(self.k, count, batch_size).transpose(1, 0, 2)  # [count, K, B]
+        if self.prioritized:
             idx, weights = self._sample_prioritized(
                 torch.from_numpy(u).to(self.device), n, oldest, beta
             )
         else:
             idx, weights = (oldest + np.minimum((u * n).astype(np.int64), n - 1)) % self.slots, None
-        indices = torch.as_tensor(idx, device=self.device)
-        return Batch(*self.transitions(idx if self.host is not None else indices), weights, indices)
+            idx = torch.as_tensor(idx, device=self.device)
+        return Batch(*self.transitions(idx), weights, idx)
 
-    def transitions(self, idx: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, ...]:
-        """(obs, actions, returns, next_obs, discounts) of slots idx [..., K, B], n-step included.
+    def _sample_host(
+        self, drawn: np.ndarray, count: int, batch_size: int, n: int, oldest: int, beta: float
+    ) -> Batch:
+        """sample() on the CPU: the draws, then every field gathered by one compiled call into
+        new arrays (a dozen numpy calls otherwise, each costing more than its work here). The
+        observations and next observations of batch j are halves of one [K, 2B, D] block."""
+        k, b, d = self.k, batch_size, self.d
+        self._fill_n_step_columns()
+        idx = np.empty(drawn.shape, dtype=np.int64)  # [K, count * B]
+        weights = None
+        if self.prioritized:
+            weights = np.empty(drawn.shape, dtype=np.float32)
+            kernels.draw_proportional(self.sums, self.mins, drawn, beta, idx, weights)
+            weights = torch.from_numpy(weights).view(k, count, b).transpose(0, 1)
+        else:
+            kernels.draw_uniform(drawn, oldest, n, self.slots, idx)
+        obs = torch.empty(count, k, 2 * b, d)
+        actions = torch.empty(count, k, b, dtype=torch.int64)
+        returns, discounts = torch.empty(count, k, b), torch.empty(count, k, b)
+        o = obs.numpy()
+        kernels.gather_rows(
+            self.host,
+            idx,
+            d,
+            self.cols,
+            o[:, :, :b],
+            actions.numpy(),
+            returns.numpy(),
+            o[:, :, b:],
+            discounts.numpy(),
+        )
+        indices = torch.from_numpy(idx).view(k, count, b).transpose(0, 1)
+        return Batch(obs[:, :, :b], actions, returns, obs[:, :, b:], discounts, weights, indices)
 
-        idx may be a numpy array when the buffer is on the CPU (numpy's indexing costs a fraction
-        of torch's per-op overhead on arrays this small).
-        """
+    def transitions(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(obs, actions, returns, next_obs, discounts) of slots idx [..., K, B], n-step included:
+        the torch path (device buffers; on the CPU, tests check sample() against it)."""
         self.flush()
         self._fill_n_step_columns()
         d, (ret, nxt, disc) = self.d, self.cols
-        if self.host is not None and isinstance(idx, np.ndarray):
-            rows = self.host.reshape(-1, self.host.shape[-1])[idx + self.host_offsets]
-            actions = torch.from_numpy(rows[..., 2 * d].astype(np.int64))
-            rows = torch.from_numpy(rows)
-        else:
-            rows = self._gather(torch.as_tensor(idx, device=self.device))
-            actions = rows[..., 2 * d].long()
+        rows = self._gather(torch.as_tensor(idx, device=self.device))
+        actions = rows[..., 2 * d].long()
         return rows[..., :d], actions, rows[..., ret], rows[..., nxt : nxt + d], rows[..., disc]
 
     def _fill_n_step_columns(self) -> None:
@@ -285,10 +306,15 @@ class ReplayBuffer:
     def update_priorities(self, indices: torch.Tensor, td_errors: torch.Tensor) -> None:
         """indices, td_errors: [K, B], slots the last sample drew. Priority = (|td| + eps) ** alpha."""
         if self.host is not None:
-            p = np.abs(td_errors.numpy()).astype(np.float64) + self.eps
-            np.maximum(self.max_priority, p.max(1, keepdims=True), out=self.max_priority)
-            idx = np.ascontiguousarray(indices.numpy())
-            kernels.set_priorities(self.sums, self.mins, idx, p**self.alpha)
+            kernels.set_td_priorities(
+                self.sums,
+                self.mins,
+                self.max_priority,
+                indices.numpy(),
+                td_errors.numpy(),
+                self.eps,
+                self.alpha,
+            )
             return
         self.flush()
         p = td_errors.abs().double() + self.eps
