@@ -47,7 +47,7 @@ def test_ring_buffer_wraps_and_samples_only_the_newest_transitions():
 @pytest.mark.parametrize("n_step", [1, 3])
 @pytest.mark.parametrize("prioritized", [False, True])
 def test_cpu_sampling_returns_the_rows_the_indexed_path_returns(n_step, prioritized):
-    """Sampling on the CPU gathers rows with numpy and fills n-step returns with tuner.kernels;
+    """Sampling on the CPU draws, gathers rows and fills n-step returns with tuner.kernels;
     every field must equal what the hand-checked torch path (`transitions` of a tensor of slots)
     gives for the same slots, also after the ring has wrapped (30 vector steps into 20 rows)."""
     buf = ReplayBuffer(

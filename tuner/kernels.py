@@ -1,5 +1,5 @@
-"""Loops compiled by numba: the replay buffer's n-step columns and prioritized sampling, and
-CartPole's physics.
+"""Loops compiled by numba: the replay buffer's rows, n-step columns, draws, batch gather and
+priorities, and CartPole's physics.
 
 Each of these is a few dozen numpy or torch calls when written with arrays, and on arrays this
 small (K seeds x a batch of 64) every call costs a few microseconds whatever it computes: a

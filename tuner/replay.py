@@ -7,8 +7,9 @@ truncation), and the target bootstraps from the next observation reached there, 
 terminated. They are worked out once per slot, for every slot whose n-step window has filled since
 the last sample, and stored in three more columns; a sample then reads a slot's row as it would
 for 1-step returns.
-On the CPU the n-step columns and prioritized replay (a sum tree per seed) are compiled loops
-(tuner.kernels); device buffers do the same with torch array operations.
+On the CPU the n-step columns, prioritized replay (a sum tree per seed), the draws and the
+gather of a batch are compiled loops (tuner.kernels); device buffers do the same with torch array
+operations.
 """
 
 from __future__ import annotations
