@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tuner import kernels
-from tuner.dqn import td_targets
+from tuner.config import DQNConfig
+from tuner.dqn import gradient_step, make_optimizer, paired_step, td_targets
 from tuner.envs import learning_rewards
 from tuner.networks import BatchedQNetwork
 from tuner.replay import Batch, ReplayBuffer
@@ -63,6 +64,7 @@ def test_cpu_sampling_returns_the_rows_the_indexed_path_returns(n_step, prioriti
         buf.add(*step)
     batch = buf.sample(batch_size=50, count=2)
     assert batch.actions.dtype == torch.int64 and batch.indices.shape == (2, 2, 50)
+    assert torch.equal(batch.pairs, torch.cat([batch.obs, batch.next_obs], 1))
     for fast, indexed in zip(batch[:5], buf.transitions(batch.indices)):
         assert fast.dtype == indexed.dtype and fast.shape == indexed.shape
         # the n-step sum of 3 float32 terms may round differently in the kernel and torch
@@ -413,3 +415,41 @@ def test_rows_are_stored_as_numpy_casts_them():
     columns = np.stack([actions, rewards, np.where(terminated, 0.0, 0.99), done], -1)
     expected = np.concatenate([obs, next_obs, columns], -1).astype(np.float32)
     assert np.array_equal(rows, expected)
+
+
+@pytest.mark.parametrize("double_dqn", [False, True])
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_one_forward_of_online_and_target_together_updates_to_the_same_bits(
+    double_dqn, prioritized
+):
+    """On the CPU train() runs the online network at s and the target network at s' as one
+    forward of a network whose two halves they are (paired_step); that must give the TD errors
+    and weights that td_targets and then gradient_step give, to the bit, with or without Double
+    DQN and importance weights, and leave the target half as it was."""
+    config = DQNConfig(double_dqn=double_dqn, prioritized=prioritized, hidden_sizes=(8, 8))
+    buf = ReplayBuffer(
+        seeds=[0, 1], envs_per_seed=2, capacity=40, obs_dim=3, n_step=3, prioritized=prioritized
+    )
+    for step in random_steps(30):
+        buf.add(*step)
+    batch = buf.sample(batch_size=16, count=1, beta=0.4)
+    weights = batch.weights[0] if prioritized else None
+    runs = []
+    for paired in (True, False):
+        both = BatchedQNetwork([0, 1, 0, 1], 3, 4, hidden_sizes=(8, 8), dueling=True)
+        online, target = both.rows(0, 2), both.rows(2, 4)
+        target.params.mul_(0.5)  # a target network that differs from the online one
+        before = both.params.clone()
+        optimizer = make_optimizer(config, online)
+        if paired:
+            td = paired_step(both, online, optimizer, config, batch, weights)
+        else:
+            targets = td_targets(online, target, batch, double_dqn)[0]
+            td = gradient_step(
+                online, optimizer, config, batch.obs[0], batch.actions[0], targets, weights
+            )
+        assert torch.equal(both.params[2:], before[2:])  # the target half: untouched
+        assert not torch.equal(both.params[:2], before[:2])  # the online half: updated
+        runs.append((td.clone(), both.params.clone()))
+    (td_paired, params_paired), (td_apart, params_apart) = runs
+    assert torch.equal(td_paired, td_apart) and torch.equal(params_paired, params_apart)

@@ -190,14 +190,17 @@ def td_targets(
         next_obs = batch.next_obs[0]
     else:
         next_obs = batch.next_obs.transpose(0, 1).reshape(k, count * b, -1)
-    q_next = target(next_obs)
-    if double_dqn:
-        best = online(next_obs).argmax(-1, keepdim=True)
-        value = q_next.gather(-1, best).squeeze(-1)
-    else:
-        value = q_next.max(-1).values
+    value = bootstrap_values(target(next_obs), online(next_obs) if double_dqn else None)
     value = value[None] if count == 1 else value.reshape(k, count, b).transpose(0, 1)
     return torch.addcmul(batch.returns, batch.discounts, value)
+
+
+def bootstrap_values(q_next: torch.Tensor, online_next: torch.Tensor | None) -> torch.Tensor:
+    """Q_target(s', a*) from the target network's Q-values at s': a* is their argmax, or, for
+    Double DQN, the argmax of the online network's Q-values at s' (`online_next`)."""
+    if online_next is None:
+        return q_next.max(-1).values
+    return q_next.gather(-1, online_next.argmax(-1, keepdim=True)).squeeze(-1)
 
 
 def gradient_step(
@@ -214,7 +217,43 @@ def gradient_step(
     Each seed minimises its own batch mean of Huber (delta 1) or squared TD error, so no seed's
     gradient depends on another seed's data.
     """
-    q, cache = online.forward(obs)
+    return descend(online, optimizer, config, *online.forward(obs), actions, targets, weights)
+
+
+def paired_step(
+    both: BatchedQNetwork,
+    online: BatchedQNetwork,
+    optimizer: FlatOptimizer,
+    config: DQNConfig,
+    batch: Batch,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """td_targets and gradient_step for one batch (count 1) with the CPU's replay, whose `pairs`
+    hold obs and next_obs together: `both` is the online network's seeds followed by the target
+    network's, whose halves `online` and the target are, so one forward gives the online
+    Q-values at s and the target's at s' (a third fewer forwards, a half with Double DQN, which
+    also needs the online network at s'). On a small network each forward costs more in calls
+    than in arithmetic. The same products on the same rows: the same bits as the two calls."""
+    k = online.k
+    q_both, cache = both.forward(batch.pairs[0])
+    online_next = online(batch.next_obs[0]) if config.double_dqn else None
+    value = bootstrap_values(q_both[k:], online_next)
+    targets = torch.addcmul(batch.returns[0], batch.discounts[0], value)
+    cache = [c[:k] for c in cache]
+    return descend(online, optimizer, config, q_both[:k], cache, batch.actions[0], targets, weights)
+
+
+def descend(
+    online: BatchedQNetwork,
+    optimizer: FlatOptimizer,
+    config: DQNConfig,
+    q: torch.Tensor,
+    cache: list[torch.Tensor],
+    actions: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor | None,
+) -> torch.Tensor:
+    """gradient_step from the online network's forward (its Q-values and `cache`)."""
     actions = actions[..., None]
     td = q.gather(-1, actions).squeeze_(-1).sub_(targets)
     # d loss / d td, over the batch size (each seed's loss is its batch mean)
@@ -435,8 +474,8 @@ def train(
     seed_ids = [config.seed + k for k in range(seeds)]
     k, e = seeds, config.envs_per_seed
 
-    online = BatchedQNetwork(
-        seed_ids,
+    both = BatchedQNetwork(  # the online network's seeds, then the target network's
+        seed_ids * 2,
         info.obs_dim,
         info.n_actions,
         config.hidden_sizes,
@@ -444,10 +483,11 @@ def train(
         config.dueling,
         device=dev,
     )
+    online, target = both.rows(0, k), both.rows(k, 2 * k)
     if init_from is not None:
         _, weights = load_checkpoint(init_from)
         online.load_seed_state(weights)
-    target = online.clone()
+        target.refresh(online)
     actor = online.host_copy() if acts_on_host(online, e) else online
     optimizer = make_optimizer(config, online)
     replay = ReplayBuffer(
@@ -525,10 +565,14 @@ def train(
                     for g in range(config.gradient_steps):
                         if g % chunk == 0:  # target net and replay are fixed within a phase
                             batch = replay.sample(config.batch_size, chunk, beta)
-                            targets = td_targets(online, target, batch, config.double_dqn)
+                            paired = chunk == 1 and batch.pairs is not None
+                            if not paired:
+                                targets = td_targets(online, target, batch, config.double_dqn)
                         j = g % chunk
                         weights = batch.weights[j] if config.prioritized else None
-                        if step_graph is not None:
+                        if paired:
+                            td = paired_step(both, online, optimizer, config, batch, weights)
+                        elif step_graph is not None:
                             td = step_graph(batch.obs[j], batch.actions[j], targets[j], weights)
                         else:
                             td = gradient_step(
@@ -545,7 +589,7 @@ def train(
                     grad_steps += config.gradient_steps
                     if checked_at is None or grad_steps - checked_at >= HOUSEKEEPING_EVERY:
                         check_finite(online, td, step)
-                        flush_tiny(online.params, target.params, *optimizer.state)
+                        flush_tiny(both.params, *optimizer.state)
                         checked_at = grad_steps
                     if actor is not online:
                         actor.refresh(online)

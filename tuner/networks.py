@@ -251,6 +251,18 @@ class BatchedQNetwork:
         other._set_views()
         return other
 
+    def rows(self, first: int, stop: int) -> BatchedQNetwork:
+        """Seeds first..stop-1 as a network of their own that shares this one's weights: a view,
+        so an update through either is seen by both (train() keeps its online and target
+        networks as the two halves of one, which a forward then runs together)."""
+        other = BatchedQNetwork.__new__(BatchedQNetwork)
+        other.__dict__.update(self.__dict__)
+        other.seeds, other.k = self.seeds[first:stop], stop - first
+        other.params = self.params[first:stop]
+        other.padding_grad = self.padding_grad[first:stop]
+        other._set_views()
+        return other
+
     def refresh(self, source: BatchedQNetwork) -> None:
         """Copy `source`'s weights into this network, in place (numpy views stay valid)."""
         self.params.copy_(source.params)

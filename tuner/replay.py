@@ -37,6 +37,10 @@ class Batch(NamedTuple):
     weights: torch.Tensor | None
     """Importance-sampling weights; None for uniform replay."""
     indices: torch.Tensor
+    pairs: torch.Tensor | None = None
+    """[count, 2K, batch, obs_dim]: obs then next_obs of every seed, one tensor whose halves are
+    `obs` and `next_obs` (CPU buffers; None on a device), which one forward of the online and
+    target networks together reads."""
 
 
 class SeedUniforms:
@@ -228,7 +232,7 @@ class ReplayBuffer:
     ) -> Batch:
         """sample() on the CPU: the draws, then every field gathered by one compiled call into
         new arrays (a dozen numpy calls otherwise, each costing more than its work here). The
-        observations and next observations of batch j are halves of one [K, 2B, D] block."""
+        observations and next observations of batch j are halves of one [2, K, B, D] block."""
         k, b, d = self.k, batch_size, self.d
         self._fill_n_step_columns()
         idx = np.empty(drawn.shape, dtype=np.int64)  # [K, count * B]
@@ -239,23 +243,25 @@ class ReplayBuffer:
             weights = torch.from_numpy(weights).view(k, count, b).transpose(0, 1)
         else:
             kernels.draw_uniform(drawn, oldest, n, self.slots, idx)
-        obs = torch.empty(count, k, 2 * b, d)
+        pairs = torch.empty(count, 2, k, b, d)
         actions = torch.empty(count, k, b, dtype=torch.int64)
         returns, discounts = torch.empty(count, k, b), torch.empty(count, k, b)
-        o = obs.numpy()
+        o = pairs.numpy()
         kernels.gather_rows(
             self.host,
             idx,
             d,
             self.cols,
-            o[:, :, :b],
+            o[:, 0],
             actions.numpy(),
             returns.numpy(),
-            o[:, :, b:],
+            o[:, 1],
             discounts.numpy(),
         )
         indices = torch.from_numpy(idx).view(k, count, b).transpose(0, 1)
-        return Batch(obs[:, :, :b], actions, returns, obs[:, :, b:], discounts, weights, indices)
+        obs, next_obs = pairs[:, 0], pairs[:, 1]
+        pairs = pairs.view(count, 2 * k, b, d)
+        return Batch(obs, actions, returns, next_obs, discounts, weights, indices, pairs)
 
     def transitions(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(obs, actions, returns, next_obs, discounts) of slots idx [..., K, B], n-step included:
