@@ -419,37 +419,50 @@ def test_rows_are_stored_as_numpy_casts_them():
 
 @pytest.mark.parametrize("double_dqn", [False, True])
 @pytest.mark.parametrize("prioritized", [False, True])
+@pytest.mark.parametrize("loss", ["huber", "mse"])
 def test_one_forward_of_online_and_target_together_updates_to_the_same_bits(
-    double_dqn, prioritized
+    double_dqn, prioritized, loss
 ):
     """On the CPU train() runs the online network at s and the target network at s' as one
-    forward of a network whose two halves they are (paired_step); that must give the TD errors
-    and weights that td_targets and then gradient_step give, to the bit, with or without Double
-    DQN and importance weights, and leave the target half as it was."""
-    config = DQNConfig(double_dqn=double_dqn, prioritized=prioritized, hidden_sizes=(8, 8))
+    forward of a network whose two halves they are, and works out the targets, TD errors and
+    d loss / d Q in one compiled call (paired_step); that must give the TD errors and weights
+    that td_targets and then gradient_step give with torch, to the bit, at an odd batch size,
+    with errors inside and outside Huber's [-1, 1], and leave the target half as it was. A NaN
+    in the target network's Q-values gives the same NaN errors on both paths (max and argmax
+    take a NaN as the largest value), for that seed alone."""
+    config = DQNConfig(
+        double_dqn=double_dqn, prioritized=prioritized, loss=loss, hidden_sizes=(8, 8)
+    )
     buf = ReplayBuffer(
         seeds=[0, 1], envs_per_seed=2, capacity=40, obs_dim=3, n_step=3, prioritized=prioritized
     )
     for step in random_steps(30):
         buf.add(*step)
-    batch = buf.sample(batch_size=16, count=1, beta=0.4)
-    weights = batch.weights[0] if prioritized else None
+    batch = buf.sample(batch_size=15, count=1, beta=0.4)
     runs = []
-    for paired in (True, False):
-        both = BatchedQNetwork([0, 1, 0, 1], 3, 4, hidden_sizes=(8, 8), dueling=True)
+    for paired in (True, False, True, False):
+        both = BatchedQNetwork([0, 1, 0, 1], 3, 4, hidden_sizes=(8, 8))
         online, target = both.rows(0, 2), both.rows(2, 4)
-        target.params.mul_(0.5)  # a target network that differs from the online one
+        target.params.mul_(3.0)  # a target network that differs from the online one
+        if len(runs) >= 2:  # seed 1's target network diverged: its Q-value of action 2 is NaN
+            target.weights[-1][1, :, 2] = float("nan")
         before = both.params.clone()
         optimizer = make_optimizer(config, online)
         if paired:
-            td = paired_step(both, online, optimizer, config, batch, weights)
+            td = paired_step(both, online, optimizer, config, batch)
         else:
+            weights = batch.weights[0] if prioritized else None
             targets = td_targets(online, target, batch, double_dqn)[0]
             td = gradient_step(
                 online, optimizer, config, batch.obs[0], batch.actions[0], targets, weights
             )
-        assert torch.equal(both.params[2:], before[2:])  # the target half: untouched
-        assert not torch.equal(both.params[:2], before[:2])  # the online half: updated
+        torch.testing.assert_close(both.params[2:], before[2:], rtol=0, atol=0, equal_nan=True)
+        assert not torch.equal(both.params[0], before[0])  # the online half: updated
         runs.append((td.clone(), both.params.clone()))
-    (td_paired, params_paired), (td_apart, params_apart) = runs
-    assert torch.equal(td_paired, td_apart) and torch.equal(params_paired, params_apart)
+    for (td_paired, params_paired), (td_apart, params_apart) in (runs[:2], runs[2:]):
+        torch.testing.assert_close(td_paired, td_apart, rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(params_paired, params_apart, rtol=0, atol=0, equal_nan=True)
+    finite, diverged = runs[0][0], runs[2][0]
+    assert (finite.abs() > 1).any() and (finite.abs() < 1).any()
+    assert diverged[1].isnan().any() and torch.equal(diverged[0], finite[0])
+    assert double_dqn or diverged[1].isnan().all()

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from tuner import kernels
 from tuner.config import DQNConfig
 from tuner.envs import (
     EVAL_SEED,
@@ -190,17 +191,15 @@ def td_targets(
         next_obs = batch.next_obs[0]
     else:
         next_obs = batch.next_obs.transpose(0, 1).reshape(k, count * b, -1)
-    value = bootstrap_values(target(next_obs), online(next_obs) if double_dqn else None)
+    q_next = target(next_obs)
+    if double_dqn:
+        best = online(next_obs).argmax(-1, keepdim=True)
+        value = q_next.gather(-1, best).squeeze(-1)
+    else:
+        value = q_next.max(-1).values
     value = value[None] if count == 1 else value.reshape(k, count, b).transpose(0, 1)
-    return torch.addcmul(batch.returns, batch.discounts, value)
-
-
-def bootstrap_values(q_next: torch.Tensor, online_next: torch.Tensor | None) -> torch.Tensor:
-    """Q_target(s', a*) from the target network's Q-values at s': a* is their argmax, or, for
-    Double DQN, the argmax of the online network's Q-values at s' (`online_next`)."""
-    if online_next is None:
-        return q_next.max(-1).values
-    return q_next.gather(-1, online_next.argmax(-1, keepdim=True)).squeeze(-1)
+    # a product, then a sum (not addcmul, which fuses them on some CPUs): paired_td's rounding
+    return batch.returns + batch.discounts * value
 
 
 def gradient_step(
@@ -217,43 +216,7 @@ def gradient_step(
     Each seed minimises its own batch mean of Huber (delta 1) or squared TD error, so no seed's
     gradient depends on another seed's data.
     """
-    return descend(online, optimizer, config, *online.forward(obs), actions, targets, weights)
-
-
-def paired_step(
-    both: BatchedQNetwork,
-    online: BatchedQNetwork,
-    optimizer: FlatOptimizer,
-    config: DQNConfig,
-    batch: Batch,
-    weights: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """td_targets and gradient_step for one batch (count 1) with the CPU's replay, whose `pairs`
-    hold obs and next_obs together: `both` is the online network's seeds followed by the target
-    network's, whose halves `online` and the target are, so one forward gives the online
-    Q-values at s and the target's at s' (a third fewer forwards, a half with Double DQN, which
-    also needs the online network at s'). On a small network each forward costs more in calls
-    than in arithmetic. The same products on the same rows: the same bits as the two calls."""
-    k = online.k
-    q_both, cache = both.forward(batch.pairs[0])
-    online_next = online(batch.next_obs[0]) if config.double_dqn else None
-    value = bootstrap_values(q_both[k:], online_next)
-    targets = torch.addcmul(batch.returns[0], batch.discounts[0], value)
-    cache = [c[:k] for c in cache]
-    return descend(online, optimizer, config, q_both[:k], cache, batch.actions[0], targets, weights)
-
-
-def descend(
-    online: BatchedQNetwork,
-    optimizer: FlatOptimizer,
-    config: DQNConfig,
-    q: torch.Tensor,
-    cache: list[torch.Tensor],
-    actions: torch.Tensor,
-    targets: torch.Tensor,
-    weights: torch.Tensor | None,
-) -> torch.Tensor:
-    """gradient_step from the online network's forward (its Q-values and `cache`)."""
+    q, cache = online.forward(obs)
     actions = actions[..., None]
     td = q.gather(-1, actions).squeeze_(-1).sub_(targets)
     # d loss / d td, over the batch size (each seed's loss is its batch mean)
@@ -264,12 +227,55 @@ def descend(
     if weights is not None:
         grad_td.mul_(weights)
     grad_q = torch.zeros_like(q).scatter_(-1, actions, grad_td[..., None])
-    optimizer.step(
-        clip_gradients(
-            online.backward(cache, grad_q), config.grad_clip_value, config.grad_clip_norm
-        )
-    )
+    descend(online, optimizer, config, cache, grad_q)
     return td
+
+
+def paired_step(
+    both: BatchedQNetwork,
+    online: BatchedQNetwork,
+    optimizer: FlatOptimizer,
+    config: DQNConfig,
+    batch: Batch,
+) -> torch.Tensor:
+    """td_targets and gradient_step for one batch (count 1) with the CPU's replay, whose `pairs`
+    hold obs and next_obs together: `both` is the online network's seeds followed by the target
+    network's, whose halves `online` and the target are, so one forward gives the online
+    Q-values at s and the target's at s' (a third fewer forwards, a half with Double DQN, which
+    also needs the online network at s'), and one compiled call (kernels.paired_td) the rest
+    up to the backward. On a small network each torch call costs more than its arithmetic. The
+    same products on the same rows, the same arithmetic: the same bits as the two calls."""
+    k, b = online.k, batch.returns.shape[2]
+    q_both, cache = both.forward(batch.pairs[0])
+    online_next = online(batch.next_obs[0]).numpy() if config.double_dqn else None
+    q = q_both.numpy()
+    # numpy allocates and slices in a fraction of the time torch takes at these sizes
+    td, grad_q = np.empty((k, b), np.float32), np.empty((k, *q.shape[1:]), np.float32)
+    kernels.paired_td(
+        q,
+        q[:0] if online_next is None else online_next,
+        batch.actions.numpy()[0],
+        batch.returns.numpy()[0],
+        batch.discounts.numpy()[0],
+        batch.weights.numpy()[0] if config.prioritized else td[:, :0],
+        config.loss == "huber",
+        td,
+        grad_q,
+    )
+    descend(online, optimizer, config, [c[:k] for c in cache], torch.from_numpy(grad_q))
+    return torch.from_numpy(td)
+
+
+def descend(
+    online: BatchedQNetwork,
+    optimizer: FlatOptimizer,
+    config: DQNConfig,
+    cache: list[torch.Tensor],
+    grad_q: torch.Tensor,
+) -> None:
+    """The online network's backward from d loss / d Q, the gradient clip and the optimizer."""
+    grad = online.backward(cache, grad_q)
+    optimizer.step(clip_gradients(grad, config.grad_clip_value, config.grad_clip_norm))
 
 
 CUDA_GRAPHS = True
@@ -569,9 +575,9 @@ def train(
                             if not paired:
                                 targets = td_targets(online, target, batch, config.double_dqn)
                         j = g % chunk
-                        weights = batch.weights[j] if config.prioritized else None
+                        weights = batch.weights[j] if config.prioritized and not paired else None
                         if paired:
-                            td = paired_step(both, online, optimizer, config, batch, weights)
+                            td = paired_step(both, online, optimizer, config, batch)
                         elif step_graph is not None:
                             td = step_graph(batch.obs[j], batch.actions[j], targets[j], weights)
                         else:

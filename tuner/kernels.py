@@ -143,6 +143,49 @@ def gather_rows(
 
 
 @njit(cache=True, nogil=True)
+def paired_td(
+    q_both, online_next, actions, returns, discounts, weights, huber, td, grad_q
+):  # pragma: no cover - compiled
+    """A CPU gradient step's TD targets, TD errors and d loss / d Q in one call, operation for
+    operation as tuner.dqn's td_targets and loss_gradient work them out with torch (so to the
+    bit). q_both [2K, B, A]: the online network's Q-values at s, then the target network's at
+    s'; online_next [K, B, A] the online network's at s' with Double DQN, else [0, B, A].
+
+    target = return + discount * Q_target(s', a*), a* the argmax of the target's Q-values at s'
+    (or of online_next's): the first of equal values, a NaN counting as the largest, as torch's
+    argmax and max take them. td [K, B] = Q(s, action) - target; grad_q [K, B, A] is zero but at
+    the action, where it is td clamped to [-1, 1] and divided by B (huber) or td times 2 / B
+    (mse), times the importance weight where `weights` has columns (none: [K, 0])."""
+    k_seeds, b_size = td.shape
+    n_actions = q_both.shape[2]
+    size, scale = np.float32(b_size), np.float32(2.0 / b_size)
+    for k in range(k_seeds):
+        for b in range(b_size):
+            pick = online_next[k, b] if online_next.shape[0] else q_both[k_seeds + k, b]
+            best = 0
+            for i in range(1, n_actions):
+                if pick[i] > pick[best] or (np.isnan(pick[i]) and not np.isnan(pick[best])):
+                    best = i
+            target = returns[k, b] + discounts[k, b] * q_both[k_seeds + k, b, best]
+            a = actions[k, b]
+            d = q_both[k, b, a] - target
+            td[k, b] = d
+            if huber:
+                if d > 1.0:
+                    d = np.float32(1.0)
+                elif d < -1.0:
+                    d = np.float32(-1.0)
+                d = d / size
+            else:
+                d = d * scale
+            if weights.shape[1]:
+                d = d * weights[k, b]
+            for i in range(n_actions):
+                grad_q[k, b, i] = 0.0
+            grad_q[k, b, a] = d
+
+
+@njit(cache=True, nogil=True)
 def cartpole_step(state, cos, sin, actions, physics, after, terminated):  # pragma: no cover
     """CartPoleEnv.step's arithmetic for N envs, operation for operation in gymnasium's order.
 

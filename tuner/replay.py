@@ -243,21 +243,15 @@ class ReplayBuffer:
             weights = torch.from_numpy(weights).view(k, count, b).transpose(0, 1)
         else:
             kernels.draw_uniform(drawn, oldest, n, self.slots, idx)
-        pairs = torch.empty(count, 2, k, b, d)
-        actions = torch.empty(count, k, b, dtype=torch.int64)
-        returns, discounts = torch.empty(count, k, b), torch.empty(count, k, b)
-        o = pairs.numpy()
-        kernels.gather_rows(
-            self.host,
-            idx,
-            d,
-            self.cols,
-            o[:, 0],
-            actions.numpy(),
-            returns.numpy(),
-            o[:, 1],
-            discounts.numpy(),
+        # numpy allocates in a third of the time torch.empty takes at these sizes
+        o = np.empty((count, 2, k, b, d), np.float32)
+        actions, returns, discounts = (
+            np.empty((count, k, b), t) for t in (np.int64, np.float32, np.float32)
         )
+        kernels.gather_rows(
+            self.host, idx, d, self.cols, o[:, 0], actions, returns, o[:, 1], discounts
+        )
+        pairs, actions, returns, discounts = map(torch.from_numpy, (o, actions, returns, discounts))
         indices = torch.from_numpy(idx).view(k, count, b).transpose(0, 1)
         obs, next_obs = pairs[:, 0], pairs[:, 1]
         pairs = pairs.view(count, 2 * k, b, d)
