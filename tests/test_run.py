@@ -257,14 +257,16 @@ def test_workers_of_a_killed_tuner_run_fail_their_trials_and_stop(tmp_path, when
     workers = worker_pids(proc.pid)
     assert len(workers) == 2, f"tuner.run started {len(workers)} of its 2 workers in 120 s"
     proc.kill()  # SIGKILL: the parent cannot pass anything on to its workers
+    err = ""
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.communicate(timeout=90)  # returns once every process holding its output has exited
+        # returns once every process holding its output has exited (the workers' stderr too)
+        err = proc.communicate(timeout=90)[1]
     alive = [pid for pid in workers if running(pid)]
     for pid in alive:  # they would train on through the rest of the suite
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"workers {alive} still ran 90 s after their tuner.run was killed"
     after = final_states(tmp_path)
-    assert TrialState.RUNNING not in after
+    assert TrialState.RUNNING not in after, f"after: {after}; the workers said: {err[-3000:]}"
     assert (TrialState.FAIL in after) == (when == "training")
 
 
