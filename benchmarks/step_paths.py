@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from engine_ab import cpu_name
 
 from tuner.config import DQNConfig
 from tuner.dqn import gradient_step, make_optimizer, paired_step, td_targets
@@ -101,16 +101,6 @@ def time_corner(fields: dict, reps: int, steps: int) -> dict:
                 micros[name].append((time.perf_counter() - start) / steps * 1e6)
     cpu, device = (statistics.median(micros[n]) for n in ("cpu_path", "device_path"))
     return {"cpu_path_us": cpu, "device_path_us": device, "ratio": cpu / device, "rounds": micros}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = dict(line.split(":", 1) for line in f if ":" in line and line.strip())
-        info = {k.strip(): v.strip() for k, v in info.items()}
-        return f"{info['model name']}, family {info['cpu family']} model {info['model']}"
-    except (OSError, KeyError):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -198,7 +198,7 @@ def td_targets(
     else:
         value = q_next.max(-1).values
     value = value[None] if count == 1 else value.reshape(k, count, b).transpose(0, 1)
-    # a product, then a sum (not addcmul, which fuses them on some CPUs): paired_td's rounding
+    # a product, then a sum, as paired_td rounds them (addcmul fused them into one rounding)
     return batch.returns + batch.discounts * value
 
 
@@ -241,9 +241,9 @@ def paired_step(
     """td_targets and gradient_step for one batch (count 1) with the CPU's replay, whose `pairs`
     hold obs and next_obs together: `both` is the online network's seeds followed by the target
     network's, whose halves `online` and the target are, so one forward gives the online
-    Q-values at s and the target's at s' (a third fewer forwards, a half with Double DQN, which
-    also needs the online network at s'), and one compiled call (kernels.paired_td) the rest
-    up to the backward. On a small network each torch call costs more than its arithmetic. The
+    Q-values at s and the target's at s' (one forward a step instead of two; two instead of three
+    with Double DQN, which also needs the online network at s'), and one compiled call
+    (kernels.paired_td) the rest up to the backward. On a small network each torch call costs more than its arithmetic. The
     same products on the same rows, the same arithmetic: the same bits as the two calls."""
     k, b = online.k, batch.returns.shape[2]
     q_both, cache = both.forward(batch.pairs[0])

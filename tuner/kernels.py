@@ -1,5 +1,5 @@
 """Loops compiled by numba: the replay buffer's rows, n-step columns, draws, batch gather and
-priorities, and CartPole's physics.
+priorities, a CPU gradient step's TD targets and loss gradient, and CartPole's physics.
 
 Each of these is a few dozen numpy or torch calls when written with arrays, and on arrays this
 small (K seeds x a batch of 64) every call costs a few microseconds whatever it computes: a
@@ -147,7 +147,7 @@ def paired_td(
     q_both, online_next, actions, returns, discounts, weights, huber, td, grad_q
 ):  # pragma: no cover - compiled
     """A CPU gradient step's TD targets, TD errors and d loss / d Q in one call, operation for
-    operation as tuner.dqn's td_targets and loss_gradient work them out with torch (so to the
+    operation as tuner.dqn's td_targets and gradient_step work them out with torch (so to the
     bit). q_both [2K, B, A]: the online network's Q-values at s, then the target network's at
     s'; online_next [K, B, A] the online network's at s' with Double DQN, else [0, B, A].
 
