@@ -21,7 +21,14 @@ from optuna.trial import TrialState
 from tests.processes import running, worker_pids
 from tests.test_study import TINY, load_study_spec_text
 from tuner.errors import TunerError
-from tuner.run import GRACE_SECONDS, HEARTBEAT_SECONDS, Interrupts, open_storage, summary
+from tuner.run import (
+    GRACE_SECONDS,
+    HEARTBEAT_SECONDS,
+    REPEAT,
+    Interrupts,
+    open_storage,
+    summary,
+)
 from tuner.study import load_study_spec
 
 
@@ -142,7 +149,8 @@ def test_an_interrupt_swallowed_inside_a_finaliser_is_repeated_while_the_trial_r
     # seen in CI-like runs: SIGINT landed in SQLAlchemy's weakref callback, and the worker
     # trained on until tuner.run terminated it 15 s later. The swallowed one is not reported
     # (its "Exception ignored" traceback greeted a user's Ctrl-C); other finaliser errors are
-    saved, hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, REPEAT)}
+    hook = sys.unraisablehook
     reported: list[type[BaseException]] = []
     sys.unraisablehook = lambda unraisable: reported.append(unraisable.exc_type)
     try:
@@ -156,8 +164,15 @@ def test_an_interrupt_swallowed_inside_a_finaliser_is_repeated_while_the_trial_r
         assert reported == []
         RaisesInDel()
         assert reported == [ValueError]
+        # a repeat that lands once the trial is left (the worker's clean-up, failing the trial)
+        # must not cut that short; while the trial runs, it interrupts
+        os.kill(os.getpid(), REPEAT)
+        time.sleep(0.05)  # the handler runs here, and must not raise
+        with pytest.raises(KeyboardInterrupt):
+            busy_trial(10.0)
     finally:
-        signal.signal(signal.SIGINT, saved)
+        for s, handler in saved.items():
+            signal.signal(s, handler)
         sys.unraisablehook = hook
 
 

@@ -257,6 +257,10 @@ class ParentWatch(threading.Thread):
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+REPEAT = signal.SIGUSR1
+"""The signal `Interrupts.insist_inside` repeats a swallowed interrupt with."""
+
+
 class Interrupts:
     """Ctrl-C and SIGTERM in a worker, held back while the trial it owns changes hands.
 
@@ -289,7 +293,12 @@ class Interrupts:
         and the main thread is still inside `code` (the trial's objective, which an interrupt
         that got through leaves at once), and if so signals again. The swallowed interrupt's
         "Exception ignored" traceback is not printed: it told a user who pressed Ctrl-C that
-        something broke. Other exceptions in finalisers still are."""
+        something broke. Other exceptions in finalisers still are.
+
+        The repeat is its own signal, SIGUSR1, whose handler raises only while the main thread is
+        still inside `code`: the thread's check and its signal are not one step, and a repeated
+        SIGINT that arrived just after the objective was left landed in the worker's clean-up
+        before `ignore()` and ended the worker with its trial RUNNING (once in a CI run)."""
         main = threading.main_thread().ident
         passed_on = sys.unraisablehook
 
@@ -299,17 +308,22 @@ class Interrupts:
 
         sys.unraisablehook = quiet
 
-        def inside() -> bool:
-            frame = sys._current_frames().get(main)
+        def inside(frame: types.FrameType | None) -> bool:
             while frame is not None and frame.f_code is not code:
                 frame = frame.f_back
             return frame is not None
 
+        def repeated(signum: int, frame: types.FrameType | None) -> None:
+            if inside(frame):
+                raise KeyboardInterrupt
+
+        signal.signal(REPEAT, repeated)
+
         def repeat() -> None:
             while True:
                 time.sleep(every)
-                if self.requested and inside():
-                    os.kill(os.getpid(), signal.SIGINT)
+                if self.requested and inside(sys._current_frames().get(main)):
+                    os.kill(os.getpid(), REPEAT)
 
         threading.Thread(target=repeat, daemon=True).start()
 
@@ -327,7 +341,7 @@ class Interrupts:
     @staticmethod
     def ignore() -> None:
         """From here on, signals cannot cut the clean-up short."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, REPEAT):
             signal.signal(sig, signal.SIG_IGN)
 
 
@@ -363,6 +377,8 @@ def worker(
         )
         lock = ClaimLock(url, name)
         while deadline is None or time.time() < deadline:
+            if interrupts.requested:  # one swallowed by a finaliser between trials
+                raise KeyboardInterrupt
             with lock.held():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
