@@ -297,8 +297,9 @@ class Interrupts:
 
         The repeat is its own signal, SIGUSR1, whose handler raises only while the main thread is
         still inside `code`: the thread's check and its signal are not one step, and a repeated
-        SIGINT that arrived just after the objective was left landed in the worker's clean-up
-        before `ignore()` and ended the worker with its trial RUNNING (once in a CI run)."""
+        SIGINT that arrived just after the objective was left could land in the worker's
+        clean-up before `ignore()` and end the worker with its trial RUNNING (the likely cause of
+        the one CI run that left a killed tuner.run's trial RUNNING; not reproduced since)."""
         main = threading.main_thread().ident
         passed_on = sys.unraisablehook
 
