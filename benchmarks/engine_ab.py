@@ -17,6 +17,7 @@ Prints a table and writes JSON (default benchmarks/results/engine_ab.json).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -25,8 +26,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {  # the default study's budget and base
@@ -74,16 +77,22 @@ print(json.dumps({"wall": r.wall_seconds, "final": r.eval_returns[-1].tolist()})
 
 
 def run(tree: Path, fields: dict) -> dict:
+    return run_in(tree, CHILD, json.dumps(fields))
+
+
+def run_in(tree: Path, code: str, *args: str) -> Any:
+    """Run `code` in a fresh Python process (one thread) that imports `tuner` from `tree` alone;
+    returns its last line of output, read as JSON."""
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(fields)],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         env=env,
         cwd=tempfile.gettempdir(),  # so that `tuner` is imported from `tree` alone
     )
     if done.returncode:
-        sys.exit(f"train() failed in {tree}:\n{done.stderr[-3000:]}")
+        sys.exit(f"a run failed in {tree}:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -97,21 +106,28 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
+@contextlib.contextmanager
+def old_tree(revision: str) -> Iterator[Path]:
+    """A temporary directory holding the `tuner` package as it was at `revision` (git archive):
+    a child process with it first on PYTHONPATH runs that commit's trainer."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "tuner"], capture_output=True
+    )
+    if archive.returncode:
+        sys.exit(f"git archive {revision} failed: {archive.stderr.decode().strip()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        yield Path(tmp)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", required=True, help="a git revision of this repository")
     parser.add_argument("--reps", type=int, default=5, help="timed runs per config and side")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/engine_ab.json")
     args = parser.parse_args()
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", args.old, "tuner"], capture_output=True
-    )
-    if archive.returncode:
-        sys.exit(f"git archive {args.old} failed: {archive.stderr.decode().strip()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp)
-        with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-            tar.extractall(old, filter="data")
+    with old_tree(args.old) as old:
         trees = {"old": old, "new": ROOT}
         print(f"old: {args.old}; new: the working tree of {ROOT}; {cpu_name()}", flush=True)
         for tree in trees.values():  # compile and cache every kernel first, untimed

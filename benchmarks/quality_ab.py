@@ -19,17 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
-import sys
-import tarfile
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from io import BytesIO
 from pathlib import Path
 
 import optuna
-from engine_ab import cpu_name
+from engine_ab import cpu_name, old_tree, run_in
 
 from tuner.export import contenders
 
@@ -49,17 +43,7 @@ print(json.dumps(done.returns.mean(1).tolist()))
 
 
 def retrain(tree: Path, fields: dict, first: int, n: int) -> list[float]:
-    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(fields), str(first), str(n)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tempfile.gettempdir(),  # so that `tuner` is imported from `tree` alone
-    )
-    if done.returncode:
-        sys.exit(f"retrain failed in {tree}:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_in(tree, CHILD, json.dumps(fields), str(first), str(n))
 
 
 def interval(a: int, b: int, n: int) -> tuple[float, float]:
@@ -74,9 +58,11 @@ def main() -> None:
     parser.add_argument("--old", required=True, help="a git revision of this repository")
     parser.add_argument("--storage", required=True, help="a finished study's URL")
     parser.add_argument("--study-name", default="cartpole")
-    parser.add_argument("--trials", help="comma-separated trial numbers (default: the ties)")
+    parser.add_argument(
+        "--trials", help="comma-separated trial numbers (default: those within 1%% of the best)"
+    )
     parser.add_argument("--seeds", type=int, default=40, help="fresh seeds per config and side")
-    parser.add_argument("--threshold", type=float, default=475.0)
+    parser.add_argument("--threshold", type=float, default=475.0, help="solved at (CartPole)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/quality_ab.json")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -86,15 +72,7 @@ def main() -> None:
     else:
         numbers = [t.number for t in contenders(study)]
     configs = {n: study.trials[n].user_attrs["config"] for n in numbers}
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", args.old, "tuner"], capture_output=True
-    )
-    if archive.returncode:
-        sys.exit(f"git archive {args.old} failed: {archive.stderr.decode().strip()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp)
-        with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-            tar.extractall(old, filter="data")
+    with old_tree(args.old) as old:
         trees = {"old": old, "new": ROOT}
         print(
             f"old: {args.old}; new: the working tree of {ROOT}; {cpu_name()}\n"
