@@ -19,12 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
 from engine_ab import cpu_name, old_tree, run_in
 
+from tuner.config import DQNConfig
+from tuner.envs import check_env
 from tuner.export import contenders
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +65,9 @@ def main() -> None:
         "--trials", help="comma-separated trial numbers (default: those within 1%% of the best)"
     )
     parser.add_argument("--seeds", type=int, default=40, help="fresh seeds per config and side")
-    parser.add_argument("--threshold", type=float, default=475.0, help="solved at (CartPole)")
+    parser.add_argument(
+        "--threshold", type=float, help="solved at (default: the env's reward threshold)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/quality_ab.json")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -72,6 +77,15 @@ def main() -> None:
     else:
         numbers = [t.number for t in contenders(study)]
     configs = {n: study.trials[n].user_attrs["config"] for n in numbers}
+    if args.threshold is None:
+        env = DQNConfig.from_dict(next(iter(configs.values()))).env
+        args.threshold = check_env(env).reward_threshold
+        if args.threshold is None:
+            sys.exit(f"{env} has no reward threshold: pass --threshold")
+    chunks = [
+        (first, min(CHUNK, FIRST_SEED + args.seeds - first))
+        for first in range(FIRST_SEED, FIRST_SEED + args.seeds, CHUNK)
+    ]
     with old_tree(args.old) as old:
         trees = {"old": old, "new": ROOT}
         print(
@@ -86,10 +100,6 @@ def main() -> None:
         rows = {}
         with ThreadPoolExecutor(2) as pool:
             for number, fields in configs.items():
-                chunks = [
-                    (first, min(CHUNK, FIRST_SEED + args.seeds - first))
-                    for first in range(FIRST_SEED, FIRST_SEED + args.seeds, CHUNK)
-                ]
                 jobs = {
                     side: [pool.submit(retrain, tree, fields, *c) for c in chunks]
                     for side, tree in trees.items()
