@@ -2,6 +2,7 @@
 
     python benchmarks/quality_ab.py --old e45d997 --storage sqlite:////tmp/s/cartpole.db
     python benchmarks/quality_ab.py --old HEAD~1 --storage URL --trials 145,115 --seeds 20
+    python benchmarks/quality_ab.py --old e45d997 --storage URL --score study --from-trial 100 --seeds 6
 
 A speed change that keeps every bit (benchmarks/engine_ab.py says "same final returns") cannot
 change quality. One that rounds differently (a product then a sum where one fused instruction
@@ -12,6 +13,15 @@ the same fresh seeds with the trainer of `--old` (extracted with `git archive`) 
 working tree's, 100 greedy episodes per seed, and counts the seeds that solve the task (mean
 return >= the env's reward threshold) on each side. The runs are not timed, so the two sides
 run at once, one process each, in chunks of 10 seeds. Prints a table and writes JSON.
+
+With `--score study` it asks what a study sees instead: each config (with `--from-trial N`,
+every finished trial from trial N on, complete or pruned: the region the sampler settled in)
+trains its own budget on fresh seeds, unpruned, and each seed is scored as the study scores it
+(the mean of its last evaluations). A seed is at the top when that reaches the study's best
+value less its `tie`; the seeds, taken in groups of the study's `seeds`, also say how often the
+config would have tied at the best in a study (the study's aggregate, averaged over the last
+evaluations). A trainer that gives a study fewer ties in the region its sampler settles in
+shows here, where 100 greedy episodes after training might not.
 """
 
 from __future__ import annotations
@@ -23,16 +33,20 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import optuna
+import yaml
 from engine_ab import cpu_name, old_tree, run_in
 
 from tuner.config import DQNConfig
 from tuner.envs import check_env
 from tuner.export import contenders
+from tuner.study import TIE, aggregate
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_SEED = 6_000_000  # no study, export or other benchmark trains on these
 CHUNK = 10
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 CHILD = """
 import json, sys, torch
 torch.set_num_threads(1)
@@ -45,8 +59,44 @@ print(json.dumps(done.returns.mean(1).tolist()))
 """
 
 
+STUDY_CHILD = """
+import json, sys, torch
+torch.set_num_threads(1)
+from tuner.config import DQNConfig
+from tuner.dqn import train
+from tuner.errors import Diverged
+batch, first, n, last = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+tails = []
+for fields in batch:
+    try:
+        result = train(DQNConfig.from_dict(fields).replace(seed=first), seeds=n, device="cpu")
+        tails.append(result.eval_returns[-last:].tolist())
+    except Diverged:
+        tails.append(None)  # a study prunes it: never at the top
+print(json.dumps(tails))
+"""
+
+
 def retrain(tree: Path, fields: dict, first: int, n: int) -> list[float]:
     return run_in(tree, CHILD, json.dumps(fields), str(first), str(n))
+
+
+def study_tails(tree: Path, batch: list[dict], n: int, last: int) -> list:
+    """Each config's last `last` evaluations of seeds FIRST_SEED.. FIRST_SEED + n - 1, unpruned."""
+    return run_in(tree, STUDY_CHILD, json.dumps(batch), str(FIRST_SEED), str(n), str(last))
+
+
+def study_scores(tails: list | None, group: int, how: str, last: int) -> tuple[list, list]:
+    """Per seed, the mean of its last evaluations; per group of `group` seeds, the study's score."""
+    if tails is None:
+        return [], []
+    rows = np.array(tails)  # [last, seeds]
+    per_seed = rows.mean(0).tolist()
+    groups = [
+        float(np.mean([aggregate(r[g : g + group], how) for r in rows[-last:]]))
+        for g in range(0, rows.shape[1] - group + 1, group)
+    ]
+    return per_seed, groups
 
 
 def interval(a: int, b: int, n: int) -> tuple[float, float]:
@@ -64,6 +114,15 @@ def main() -> None:
     parser.add_argument(
         "--trials", help="comma-separated trial numbers (default: those within 1%% of the best)"
     )
+    parser.add_argument(
+        "--from-trial", type=int, help="every finished trial from this number on, instead"
+    )
+    parser.add_argument(
+        "--score",
+        choices=("greedy", "study"),
+        default="greedy",
+        help="greedy: 100 greedy episodes after training; study: as the study scores a trial",
+    )
     parser.add_argument("--seeds", type=int, default=40, help="fresh seeds per config and side")
     parser.add_argument(
         "--threshold", type=float, help="solved at (default: the env's reward threshold)"
@@ -74,9 +133,34 @@ def main() -> None:
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
     if args.trials:
         numbers = [int(t) for t in args.trials.split(",")]
+    elif args.from_trial is not None:
+        numbers = [
+            t.number
+            for t in study.get_trials(deepcopy=False, states=FINISHED)
+            if t.number >= args.from_trial and "config" in t.user_attrs
+        ]
     else:
         numbers = [t.number for t in contenders(study)]
     configs = {n: study.trials[n].user_attrs["config"] for n in numbers}
+    with old_tree(args.old) as old:
+        trees = {"old": old, "new": ROOT}
+        head = (
+            f"old: {args.old}; new: the working tree of {ROOT}; {cpu_name()}\n"
+            f"{len(configs)} configs of {args.storage}, seeds {FIRST_SEED:,}-"
+            f"{FIRST_SEED + args.seeds - 1:,} on each side"
+        )
+        if args.score == "study":
+            report = by_study_score(args, study, configs, trees, head)
+        else:
+            report = by_greedy_episodes(args, configs, trees, head)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"old": args.old, "cpu": cpu_name(), "storage": args.storage, **report}
+    args.out.write_text(json.dumps({**report, "first_seed": FIRST_SEED}, indent=1))
+    print(f"wrote {args.out}")
+
+
+def by_greedy_episodes(args, configs: dict, trees: dict, head: str) -> dict:
+    """Solved seeds per config and side: the mean of 100 greedy episodes after training."""
     if args.threshold is None:
         env = DQNConfig.from_dict(next(iter(configs.values()))).env
         args.threshold = check_env(env).reward_threshold
@@ -86,59 +170,125 @@ def main() -> None:
         (first, min(CHUNK, FIRST_SEED + args.seeds - first))
         for first in range(FIRST_SEED, FIRST_SEED + args.seeds, CHUNK)
     ]
-    with old_tree(args.old) as old:
-        trees = {"old": old, "new": ROOT}
-        print(
-            f"old: {args.old}; new: the working tree of {ROOT}; {cpu_name()}\n"
-            f"{len(configs)} configs of {args.storage}, seeds {FIRST_SEED:,}-"
-            f"{FIRST_SEED + args.seeds - 1:,} on each side, 100 greedy episodes each\n",
-            flush=True,
-        )
-        print(
-            "| trial | old: solved | new: solved | old: mean | new: mean |\n|---|---:|---:|---:|---:|"
-        )
-        rows = {}
-        with ThreadPoolExecutor(2) as pool:
-            for number, fields in configs.items():
-                jobs = {
-                    side: [pool.submit(retrain, tree, fields, *c) for c in chunks]
-                    for side, tree in trees.items()
+    print(f"{head}, 100 greedy episodes each\n", flush=True)
+    print(
+        "| trial | old: solved | new: solved | old: mean | new: mean |\n|---|---:|---:|---:|---:|"
+    )
+    rows = {}
+    with ThreadPoolExecutor(2) as pool:
+        for number, fields in configs.items():
+            jobs = {
+                side: [pool.submit(retrain, tree, fields, *c) for c in chunks]
+                for side, tree in trees.items()
+            }
+            per_seed = {side: [r for j in js for r in j.result()] for side, js in jobs.items()}
+            solved = {s: sum(r >= args.threshold for r in v) for s, v in per_seed.items()}
+            rows[number] = {"per_seed": per_seed, "solved": solved}
+            mean = {s: sum(v) / len(v) for s, v in per_seed.items()}
+            print(
+                f"| {number} | {solved['old']}/{args.seeds} | {solved['new']}/{args.seeds} "
+                f"| {mean['old']:.1f} | {mean['new']:.1f} |",
+                flush=True,
+            )
+    total = len(rows) * args.seeds
+    counts = {s: sum(r["solved"][s] for r in rows.values()) for s in trees}
+    summary(counts, total, "seeds solved")
+    return {
+        "score": "greedy",
+        "seeds": args.seeds,
+        "threshold": args.threshold,
+        "trials": rows,
+        "solved": {**counts, "of": total},
+    }
+
+
+def by_study_score(args, study: optuna.Study, configs: dict, trees: dict, head: str) -> dict:
+    """Per config and side: the seeds whose study score reaches the top, and the would-be ties."""
+    recorded = yaml.safe_load(study.user_attrs.get("study_file") or "") or {}
+    objective = recorded.get("objective") or {}
+    how, last = objective.get("aggregate", "iqm"), int(objective.get("last", 1))
+    group = int(recorded.get("seeds", 3))
+    tie = float(objective.get("tie", TIE))
+    best = study.best_value
+    top = args.threshold if args.threshold is not None else best - tie * max(abs(best), 1e-9)
+    if args.seeds % group:
+        sys.exit(f"--seeds {args.seeds} is not a multiple of the study's {group} seeds a trial")
+    print(
+        f"{head}, each trained unpruned on its own budget and scored as the study scores it\n"
+        f"(the mean of the last {last} evaluations; a trial's score: the {how} of {group} "
+        f"seeds); at the top: >= {top:.2f} (the study's best {study.best_value:.2f} less its "
+        "tie)\n",
+        flush=True,
+    )
+    print(
+        "| trial | in the study | old: seeds at the top | new: seeds at the top | old: ties | "
+        "new: ties | old: mean | new: mean |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    )
+    numbers = list(configs)
+    batches = [numbers[i : i + CHUNK] for i in range(0, len(numbers), CHUNK)]
+    rows = {}
+    with ThreadPoolExecutor(2) as pool:
+        for batch in batches:
+            jobs = {
+                side: pool.submit(study_tails, tree, [configs[n] for n in batch], args.seeds, last)
+                for side, tree in trees.items()
+            }
+            tails = {side: job.result() for side, job in jobs.items()}
+            for i, number in enumerate(batch):
+                trial = study.trials[number]
+                row = {
+                    "state": trial.state.name.lower(),
+                    "value": trial.value,
+                    "pruned_at": trial.user_attrs.get("pruned_at"),
                 }
-                per_seed = {side: [r for j in js for r in j.result()] for side, js in jobs.items()}
-                solved = {s: sum(r >= args.threshold for r in v) for s, v in per_seed.items()}
-                rows[number] = {"per_seed": per_seed, "solved": solved}
-                mean = {s: sum(v) / len(v) for s, v in per_seed.items()}
+                for side in trees:
+                    seeds, groups = study_scores(tails[side][i], group, how, last)
+                    row[side] = {
+                        "per_seed": seeds,
+                        "groups": groups,
+                        "at_top": sum(v >= top for v in seeds),
+                        "ties": sum(v >= top for v in groups),
+                    }
+                rows[number] = row
+                if trial.state == optuna.trial.TrialState.COMPLETE:
+                    was = f"scored {trial.value:.1f}"
+                else:
+                    was = "pruned" + (f" at {row['pruned_at']:,}" if row["pruned_at"] else "")
+                mean = {
+                    s: np.mean(row[s]["per_seed"]) if row[s]["per_seed"] else 0.0 for s in trees
+                }
                 print(
-                    f"| {number} | {solved['old']}/{args.seeds} | {solved['new']}/{args.seeds} "
-                    f"| {mean['old']:.1f} | {mean['new']:.1f} |",
+                    f"| {number} | {was} | {row['old']['at_top']}/{args.seeds} | "
+                    f"{row['new']['at_top']}/{args.seeds} | {row['old']['ties']}/{args.seeds // group} | "
+                    f"{row['new']['ties']}/{args.seeds // group} | {mean['old']:.1f} | {mean['new']:.1f} |",
                     flush=True,
                 )
-    total = len(rows) * args.seeds
-    old_solved = sum(r["solved"]["old"] for r in rows.values())
-    new_solved = sum(r["solved"]["new"] for r in rows.values())
-    low, high = interval(new_solved, old_solved, total)
+    seeds_total, groups_total = len(rows) * args.seeds, len(rows) * (args.seeds // group)
+    at_top = {s: sum(r[s]["at_top"] for r in rows.values()) for s in trees}
+    ties = {s: sum(r[s]["ties"] for r in rows.values()) for s in trees}
+    print()
+    summary(at_top, seeds_total, "seeds at the top")
+    summary(ties, groups_total, f"would-be trials ({group} seeds) tied at the top")
+    return {
+        "score": "study",
+        "seeds": args.seeds,
+        "top": top,
+        "last": last,
+        "aggregate": how,
+        "group": group,
+        "trials": rows,
+        "at_top": {**at_top, "of": seeds_total},
+        "ties": {**ties, "of": groups_total},
+    }
+
+
+def summary(counts: dict, total: int, what: str) -> None:
+    old, new = counts["old"], counts["new"]
+    low, high = interval(new, old, total)
     print(
-        f"\nall: old {old_solved}/{total} ({old_solved / total:.1%}), new {new_solved}/{total} "
-        f"({new_solved / total:.1%}); new - old {(new_solved - old_solved) / total:+.1%}, "
-        f"95% interval {low:+.1%} to {high:+.1%}"
+        f"{what}: old {old}/{total} ({old / total:.1%}), new {new}/{total} ({new / total:.1%}); "
+        f"new - old {(new - old) / total:+.1%}, 95% interval {low:+.1%} to {high:+.1%}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "old": args.old,
-                "cpu": cpu_name(),
-                "storage": args.storage,
-                "first_seed": FIRST_SEED,
-                "seeds": args.seeds,
-                "threshold": args.threshold,
-                "trials": rows,
-                "solved": {"old": old_solved, "new": new_solved, "of": total},
-            },
-            indent=1,
-        )
-    )
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
