@@ -125,7 +125,10 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=40, help="fresh seeds per config and side")
     parser.add_argument(
-        "--threshold", type=float, help="solved at (default: the env's reward threshold)"
+        "--threshold",
+        type=float,
+        help="greedy: solved at (default: the env's reward threshold); "
+        "study: at the top at (default: the study's best less its tie)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/quality_ab.json")
     args = parser.parse_args()
@@ -192,6 +195,7 @@ def by_greedy_episodes(args, configs: dict, trees: dict, head: str) -> dict:
             )
     total = len(rows) * args.seeds
     counts = {s: sum(r["solved"][s] for r in rows.values()) for s in trees}
+    print()
     summary(counts, total, "seeds solved")
     return {
         "score": "greedy",
