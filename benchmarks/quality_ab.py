@@ -30,18 +30,19 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import optuna
-import yaml
 from engine_ab import cpu_name, old_tree, run_in
 
 from tuner.config import DQNConfig
 from tuner.envs import check_env
 from tuner.export import contenders
-from tuner.study import TIE, aggregate
+from tuner.objective import score
+from tuner.study import StudySpec, load_study_spec, ties_with
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_SEED = 6_000_000  # no study, export or other benchmark trains on these
@@ -86,16 +87,14 @@ def study_tails(tree: Path, batch: list[dict], n: int, last: int) -> list:
     return run_in(tree, STUDY_CHILD, json.dumps(batch), str(FIRST_SEED), str(n), str(last))
 
 
-def study_scores(tails: list | None, group: int, how: str, last: int) -> tuple[list, list]:
-    """Per seed, the mean of its last evaluations; per group of `group` seeds, the study's score."""
+def study_scores(tails: list | None, spec: StudySpec) -> tuple[list, list]:
+    """Each seed's score as the study scores a trial (over one seed, any aggregate is that seed's
+    return), and each group of spec.seeds seeds' score: tuner.objective.score on [last, seeds]."""
     if tails is None:
         return [], []
-    rows = np.array(tails)  # [last, seeds]
-    per_seed = rows.mean(0).tolist()
-    groups = [
-        float(np.mean([aggregate(r[g : g + group], how) for r in rows[-last:]]))
-        for g in range(0, rows.shape[1] - group + 1, group)
-    ]
+    rows = np.array(tails)
+    per_seed = [score(rows[:, [i]], spec) for i in range(rows.shape[1])]
+    groups = [score(rows[:, g : g + spec.seeds], spec) for g in range(0, len(per_seed), spec.seeds)]
     return per_seed, groups
 
 
@@ -206,22 +205,32 @@ def by_greedy_episodes(args, configs: dict, trees: dict, head: str) -> dict:
     }
 
 
+def recorded_spec(study: optuna.Study) -> StudySpec:
+    """The study file the study recorded when it was created, read as tuner.run read it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "recorded.yaml"
+        path.write_text(study.user_attrs["study_file"])
+        return load_study_spec(path)
+
+
 def by_study_score(args, study: optuna.Study, configs: dict, trees: dict, head: str) -> dict:
     """Per config and side: the seeds whose study score reaches the top, and the would-be ties."""
-    recorded = yaml.safe_load(study.user_attrs.get("study_file") or "") or {}
-    objective = recorded.get("objective") or {}
-    how, last = objective.get("aggregate", "iqm"), int(objective.get("last", 1))
-    group = int(recorded.get("seeds", 3))
-    tie = float(objective.get("tie", TIE))
-    best = study.best_value
-    top = args.threshold if args.threshold is not None else best - tie * max(abs(best), 1e-9)
+    spec = recorded_spec(study)
+    how, last, group = spec.aggregate, spec.last_evals, spec.seeds
+    best, tie = (
+        (args.threshold, 0.0) if args.threshold is not None else (study.best_value, spec.tie)
+    )
+
+    def at_top(values: list) -> int:
+        return sum(ties_with(v, best, tie) for v in values)
+
     if args.seeds % group:
         sys.exit(f"--seeds {args.seeds} is not a multiple of the study's {group} seeds a trial")
     print(
         f"{head}, each trained unpruned on its own budget and scored as the study scores it\n"
         f"(the mean of the last {last} evaluations; a trial's score: the {how} of {group} "
-        f"seeds); at the top: >= {top:.2f} (the study's best {study.best_value:.2f} less its "
-        "tie)\n",
+        f"seeds); at the top: within {tie:.0%} of {best:.2f} (the study's best less its tie, "
+        "or --threshold)\n",
         flush=True,
     )
     print(
@@ -246,12 +255,12 @@ def by_study_score(args, study: optuna.Study, configs: dict, trees: dict, head: 
                     "pruned_at": trial.user_attrs.get("pruned_at"),
                 }
                 for side in trees:
-                    seeds, groups = study_scores(tails[side][i], group, how, last)
+                    seeds, groups = study_scores(tails[side][i], spec)
                     row[side] = {
                         "per_seed": seeds,
                         "groups": groups,
-                        "at_top": sum(v >= top for v in seeds),
-                        "ties": sum(v >= top for v in groups),
+                        "at_top": at_top(seeds),
+                        "ties": at_top(groups),
                     }
                 rows[number] = row
                 if trial.state == optuna.trial.TrialState.COMPLETE:
@@ -276,7 +285,8 @@ def by_study_score(args, study: optuna.Study, configs: dict, trees: dict, head: 
     return {
         "score": "study",
         "seeds": args.seeds,
-        "top": top,
+        "best": best,
+        "tie": tie,
         "last": last,
         "aggregate": how,
         "group": group,
