@@ -332,6 +332,12 @@ class BatchedQNetwork:
                     for j in range(k)
                 ]
                 return out[0].unsqueeze(0) if k == 1 else torch.stack(out)
+        if a.shape[1] == 1:
+            # one row per seed (the first layer's weight gradient of a 1-dim observation): torch
+            # hands K = 1 to MKL's gemv and K > 1 to its gemm, which round differently on Intel
+            # CPUs, so a seed's bits would depend on the batch; a product and a sum do not
+            out = (a.transpose(1, 2) * b).sum(1, keepdim=True)
+            return out if bias is None else out + bias
         return torch.bmm(a, b) if bias is None else torch.baddbmm(bias, a, b)
 
     def backward(self, cache: list[torch.Tensor], grad_q: torch.Tensor) -> torch.Tensor:
