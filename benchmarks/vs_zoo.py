@@ -3,6 +3,7 @@
     pip install -e ".[bench]"                    # SB3, rl_zoo3, and pandas for its report
     python benchmarks/vs_zoo.py                  # 200 trials a side (over an hour on 2 cores)
     python benchmarks/vs_zoo.py --trials 30      # a quicker look
+    python benchmarks/vs_zoo.py --keep runs/zoo1 # keep both studies' databases and the export
 
 Both sides: TPE and the median pruner, the default study's env steps per trial and number of
 evaluations, 2 processes on one SQLite storage with one torch thread each (RL Zoo: two
@@ -17,6 +18,7 @@ where its workers' time went (by net and training frequency), since the ratio mo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -215,13 +217,26 @@ def main() -> None:
     p.add_argument("--retrain-seeds", type=int, default=5)
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/vs_zoo.json")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep zoo.db, tuner.db, RL Zoo's logs and the export in DIR (a new or empty "
+        "folder) instead of deleting them, so later runs can be compared trial by trial",
+    )
     args = p.parse_args()
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        # a study already in DIR would be joined and extended, not run afresh
+        p.error(f"--keep {args.keep} is not empty; name a new or empty folder")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load_study_spec(ROOT / "studies/cartpole.yaml")
     evals = spec.steps // spec.eval_every
     seeds = list(range(FRESH, FRESH + args.retrain_seeds))
 
-    with tempfile.TemporaryDirectory() as tmp_name:
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    keep = contextlib.nullcontext(str(args.keep.resolve())) if args.keep is not None else None
+    with keep or tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         print(f"on {cpu_name()}, {os.cpu_count()} cores", flush=True)
         print(
@@ -275,6 +290,8 @@ def main() -> None:
         + "\n"
     )
     print(f"wrote {args.out}")
+    if args.keep is not None:
+        print(f"kept both studies in {args.keep}: zoo.db (study 'zoo'), tuner.db ('cartpole')")
 
 
 if __name__ == "__main__":
