@@ -239,6 +239,16 @@ def test_trials_tied_at_the_top_are_all_verified_and_the_best_verified_is_export
     # the verdict
     runner_up, best = done.stdout.index("trial-0 (trial 0)"), done.stdout.index("best (trial 1)")
     assert runner_up < best < done.stdout.index("best.yaml is trial 1")
+    # two ties are few (tuner.study.FEW_TIES): the study itself is in doubt, whatever verified;
+    # named by its storage, its file is unknown to the export
+    rerun = (
+        f"python -m tuner.run --study FILE --storage {url} --study-name fork-seed100 "
+        "--sampler-seed 100 --trials 2"
+    )
+    assert "only 2 trials tie at the best score: studies" in done.stdout
+    assert done.stdout.rstrip().endswith(f"the better next step: {rerun}")
+    assert "**Caution:** Only 2 trials tie at the best score" in report
+    assert f"the better next step: `{rerun}`" in report
 
     one = export(
         "--storage",

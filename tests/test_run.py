@@ -29,7 +29,7 @@ from tuner.run import (
     open_storage,
     summary,
 )
-from tuner.study import load_study_spec
+from tuner.study import FEW_TIES, few_ties, load_study_spec
 
 
 def run(tmp_path, *args: str, wait: bool = True, sigint_ignored: bool = False):
@@ -391,7 +391,8 @@ def test_the_summary_shows_the_best_config_as_yaml_with_its_values_outside_the_s
     study.tell(trial, 500.0)
     summary(study, "zoo", "sqlite:///zoo.db", None, default=False)
     out = capsys.readouterr().out
-    config = out.split("seeds' final returns None\n")[1].split("watch it:")[0]
+    # the config, then (one trial alone at the best) the few-ties advice
+    config = out.split("seeds' final returns None\n")[1].split("only 1 trial ties")[0]
     assert config.splitlines() == [
         "  learning_rate: 0.0023",
         "  grad_clip_value: null",
@@ -419,3 +420,56 @@ def test_the_summary_says_when_no_trial_reached_the_envs_reward_threshold(capsys
         assert out.index("learning_rate") < out.index(said) < out.index("watch it:")
         resume = "python -m tuner.run --storage sqlite:///tiny.db --study-name tiny --trials 4"
         assert f"Run more trials ({resume} resumes this study)" in out
+
+
+@pytest.mark.parametrize("ties", [3, FEW_TIES])
+def test_the_summary_says_when_few_trials_tie_and_how_to_start_another_search(capsys, ties):
+    """A solved study whose best score fewer than FEW_TIES trials share has seldom held a config
+    that solves every fresh seed (tuner.study.FEW_TIES): the summary says so and gives the
+    command that starts a new study with another sampler seed, 100 on from this study's (its
+    workers sample with the seed plus their index), on the same storage and trial budget."""
+    spec = load_study_spec_text(TINY)
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("sampler_seed", 4)
+    for value in [500.0] * ties + [12.0]:
+        trial = study.ask()
+        trial.suggest_float("learning_rate", 1e-4, 1e-2)
+        study.tell(trial, value)
+    summary(study, "tiny", spec.default_storage, spec, default=True)
+    out = capsys.readouterr().out
+    said = f"only {ties} trials tie at the best score: studies that ended with so few ties"
+    assert (said in out) == (ties < FEW_TIES)
+    command = (
+        f"python -m tuner.run --study {spec.path} --study-name tiny-seed104 --sampler-seed 104 "
+        f"--trials {ties + 1}"
+    )
+    assert (f"the better next step: {command}\n" in out) == (ties < FEW_TIES)
+    assert few_ties(1).startswith("only 1 trial ties at") and few_ties(FEW_TIES) is None
+
+
+def test_sampler_seed_replaces_the_files_and_a_study_keeps_the_seed_it_started_with(tmp_path):
+    """--sampler-seed 7 samples what `sampler: {seed: 7}` in the file samples (the first trial
+    after the enqueued one, one worker), and is recorded; resuming that study with the file's
+    seed 0 is refused (its search would be neither seed's) and adds nothing."""
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    flagged = run(tmp_path, "--trials", "2", "--jobs", "1", "--sampler-seed", "7")
+    assert flagged.returncode == 0, flagged.stderr
+    url = f"sqlite:///{tmp_path / 'tiny.db'}"
+    study = optuna.load_study(study_name="tiny", storage=url)
+    assert (
+        study.user_attrs["sampler_seed"] == 7 and "--sampler-seed 7" in study.user_attrs["command"]
+    )
+
+    other = tmp_path / "file"
+    other.mkdir()
+    (other / "tiny.yaml").write_text(TINY.replace("seed: 0}", "seed: 7}"))
+    in_file = run(other, "--trials", "2", "--jobs", "1")
+    assert in_file.returncode == 0, in_file.stderr
+    same = optuna.load_study(study_name="tiny", storage=f"sqlite:///{other / 'tiny.db'}")
+    assert same.trials[1].params == study.trials[1].params
+
+    resumed = run(tmp_path, "--trials", "3", "--jobs", "1")
+    assert resumed.returncode == 2 and len(resumed.stderr.strip().splitlines()) == 1
+    assert "'tiny'" in resumed.stderr and "was started with sampler seed 7, not 0" in resumed.stderr
+    assert "--study-name tiny-seed0" in resumed.stderr
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 2

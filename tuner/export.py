@@ -36,11 +36,12 @@ from tuner.dqn import Retrained, TrainResult, merge, resolve_device, retrain, sa
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.report import plot_learning_curve, plot_study, write_curve_csv
-from tuner.run import ParentWatch, open_storage, read_study
+from tuner.run import ParentWatch, another_seed, open_storage, read_study
 from tuner.study import (
     TIE,
     aggregate,
     close_to_best,
+    few_ties,
     percent,
     rank,
     read_tie,
@@ -174,6 +175,8 @@ class Source:
     out: Path
     tie: float = TIE
     """Trials within this fraction of the best score tie with it: --tie, else the study file's."""
+    study_file: Path | None = None
+    """The study file given (or the default one); None when the study was named by --storage."""
 
 
 def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
@@ -203,7 +206,8 @@ def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
     how = objective.get("aggregate") or (spec.aggregate if spec else "iqm")
     tie = args.tie if args.tie is not None else objective.get("tie", spec.tie if spec else TIE)
     out = study_dir(name, spec.path if spec else None)
-    return study, Source(url, name, how, out, read_tie(tie, f"study {name!r}: objective.tie"))
+    tie = read_tie(tie, f"study {name!r}: objective.tie")
+    return study, Source(url, name, how, out, tie, spec.path if spec else None)
 
 
 def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[FrozenTrial]:
@@ -668,10 +672,12 @@ def write_report(
     device: torch.device,
     raced: list[Verified],
     finalists: int,
+    advice: str | None = None,
 ) -> Path:
     """report.md: the race among tied trials when there was one (`raced`, empty without), the
     verification of each exported config, its config, its curve, the study. The first
-    `finalists` of `verified` went on from the race; any after them were reserves."""
+    `finalists` of `verified` went on from the race; any after them were reserves. `advice`
+    (tuner.study.few_ties) is a caution about the study itself, said first."""
     reserves = len(verified) - finalists
     trials = study.get_trials(deepcopy=False)
     complete = sum(t.state == TrialState.COMPLETE for t in trials)
@@ -692,6 +698,8 @@ def write_report(
         f"{first.returns.shape[1]} greedy episodes per seed.",
         "",
     ]
+    if advice:
+        lines += [f"**Caution:** {advice[0].upper()}{advice[1:]}", ""]
     if raced:
         seeds = raced[0].seeds
         lines += [
@@ -887,7 +895,12 @@ def main(argv: list[str] | None = None) -> int:
     for v in verified:
         write_outputs(v, out)
     plots = plot_study(study, out / "plots")
-    report = write_report(study, source, verified, plots, out, device, raced, finalists)
+    ties = len(contenders(study, tie=source.tie)) if args.trial is None else 0
+    # a verdict on the study, which no verification of its few ties can give
+    advice = few_ties(ties) if ties else None
+    rerun = another_seed(study, source.name, source.url, source.study_file)
+    caution = f"{advice}: `{rerun}`" if advice else None
+    report = write_report(study, source, verified, plots, out, device, raced, finalists, caution)
     if raced:
         (out / "race.json").write_text(json.dumps([v.summary() for v in raced], indent=2) + "\n")
     uploaded = upload(study, verified, report, plots, out)
@@ -910,13 +923,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwrote {', '.join(f'{v.label}.yaml' for v in verified)}, report.md and plots in {out}")
     print(f"uploaded {uploaded} artifacts to the study's artifact store ({out / 'artifacts'})")
     print(f"train it again: python -m tuner.train {out / (verified[0].label + '.yaml')}")
-    ties = len(contenders(study, tie=source.tie)) if args.trial is None else 0
     if ties > considered:
         print(
             f"{ties - considered} more trial(s) within {percent(source.tie)} of trial "
             f"{top.number}'s {top.value:.1f} were not considered: python -m tuner.export "
             f"{'--contenders' if args.top == 1 else '--top'} {ties} takes them all"
         )
+    if advice:
+        print(f"{advice}: {rerun}")
     return 0
 
 

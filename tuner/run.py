@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import multiprocessing as mp
 import os
@@ -32,7 +33,15 @@ from tuner.dqn import resolve_device
 from tuner.envs import check_env
 from tuner.errors import TunerError
 from tuner.objective import FIXED_OUTSIDE_SPACE, objective
-from tuner.study import TIE, StudySpec, close_to_best, load_study_spec, percent, study_dir
+from tuner.study import (
+    TIE,
+    StudySpec,
+    close_to_best,
+    few_ties,
+    load_study_spec,
+    percent,
+    study_dir,
+)
 
 DEFAULT_STUDY = Path("studies/cartpole.yaml")
 HEARTBEAT_SECONDS = 5
@@ -72,6 +81,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--timeout", type=float, default=None, help="stop starting trials after this many seconds"
+    )
+    p.add_argument(
+        "--sampler-seed",
+        type=int,
+        default=None,
+        help="the sampler's seed instead of the study file's sampler.seed (a new study: a study "
+        "keeps the seed it was started with)",
     )
     p.add_argument(
         "--device",
@@ -355,8 +371,10 @@ def worker(
     deadline: float | None,
     threads: int,
     device: str = "cpu",
+    sampler_seed: int | None = None,
 ) -> None:
-    """Ask, train and tell trials until the study holds `target` finished ones."""
+    """Ask, train and tell trials until the study holds `target` finished ones; `sampler_seed`
+    (the study's, which --sampler-seed may have set) replaces the study file's."""
     interrupts = Interrupts()
     interrupts.insist_inside(objective.__code__)
     current = None  # the trial this worker owns, failed if anything interrupts it
@@ -369,6 +387,8 @@ def worker(
         torch.set_num_threads(threads)
         spec = load_study_spec(study_path)
         options = dict(spec.sampler_options)
+        if sampler_seed is not None:
+            options["seed"] = sampler_seed
         if options.get("seed") is not None:
             options["seed"] += index  # same seed in every worker would repeat the suggestions
         sampler = type(spec.make_sampler())(**options)
@@ -455,14 +475,28 @@ def main(argv: list[str] | None = None) -> int:
     spec = read_study(args.study)
     if args.trials < 1 or args.jobs < 1:
         raise TunerError("--trials and --jobs must be at least 1")
+    if args.sampler_seed is not None and not 0 <= args.sampler_seed < 2**32 - args.jobs:
+        raise TunerError(f"--sampler-seed must be from 0 to {2**32 - args.jobs - 1}")
     device = resolve_device(args.device)  # --device cuda without a GPU fails before writing
     url = args.storage or spec.default_storage
     name = args.study_name or spec.name
+    if args.sampler_seed is not None:
+        options = {**spec.sampler_options, "seed": args.sampler_seed}
+        spec = dataclasses.replace(spec, sampler_options=options)
     command = shlex.join(
         ["python", "-m", "tuner.run", *(argv if argv is not None else sys.argv[1:])]
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = prepare_study(spec, url, name, command)
+    seed = spec.sampler_options.get("seed")
+    started = study.user_attrs.get("sampler_seed", seed)
+    if seed != started:
+        # TPE goes on from every trial the study holds: its search would be neither seed's
+        was = "without a sampler seed" if started is None else f"with sampler seed {started}"
+        raise TunerError(
+            f"study {name!r} in {url} was started {was}, not {seed}; to search with seed "
+            f"{seed}, start a new study: --study-name {name}-seed{seed}"
+        )
     done = count(study, FINISHED)
     if done >= args.trials:
         print(
@@ -477,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     procs = [
         ctx.Process(
             target=worker,
-            args=(i, str(spec.path), url, name, args.trials, deadline, threads, str(device)),
+            args=(i, str(spec.path), url, name, args.trials, deadline, threads, str(device), seed),
         )
         for i in range(args.jobs)
     ]
@@ -536,6 +570,21 @@ def watch(study: optuna.Study, procs: list, start: int, target: int) -> None:
             bar.update(min(len(finished), target) - bar.n)
 
 
+def another_seed(study: optuna.Study, name: str, url: str, study_file: Path | None) -> str:
+    """The command that starts a study like this one, on the same storage, with another sampler
+    seed (100 on: each worker samples with the seed plus its index, so a near seed would repeat
+    some of this study's draws) and the same number of finished trials."""
+    seed = (study.user_attrs.get("sampler_seed") or 0) + 100
+    where = ["--study", str(study_file) if study_file is not None else "FILE"]
+    if study_file is None or url != f"sqlite:///{study_file.parent / (study_file.stem + '.db')}":
+        where += ["--storage", url]
+    trials = str(count(study, FINISHED))
+    return shlex.join(
+        ["python", "-m", "tuner.run", *where, "--study-name", f"{name}-seed{seed}"]
+        + ["--sampler-seed", str(seed), "--trials", trials]
+    )
+
+
 def as_yaml(value: object) -> str:
     """One value as YAML writes it on one line (null, false, [256, 256])."""
     return yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
@@ -577,6 +626,8 @@ def summary(
                 f"{2 * (len(complete) + pruned)} resumes this study), or give each trial more "
                 "steps (budget.steps) or another space in the study file"
             )
+        elif advice := few_ties(1 + len(ties)):
+            print(f"{advice}: {another_seed(study, name, url, spec and spec.path)}")
     artifacts = study_dir(name, spec.path if default else None) / "artifacts"
     print(f"watch it: optuna-dashboard {url} --artifact-dir {artifacts}")
     if complete:
