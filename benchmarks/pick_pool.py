@@ -6,8 +6,10 @@ Each export_pick run retrained every tie of one finished study on 5 held-out see
 truth: a tie is robust when all 5 reach 475) and recorded how the export's ways of choosing did.
 One run holds 1-20 ties, too few to say whether a way of choosing beats picking a tie at random;
 pooled over every run, this says how often each way met the target against that baseline, how
-robust the ties are by their place in the study's order and in the race, and how often a pick that
-solved all of the export's own 10 seeds then solved all 5 held-out ones. Prints tables and writes
+robust the ties are by their place in the study's order and in the race, how often a pick that
+solved all of the export's own 10 seeds then solved all 5 held-out ones, and how both depend on
+how many ties a study ended with (tuner.study.FEW_TIES, the count below which tuner.run and
+tuner.export advise a new study, comes from that table). Prints tables and writes
 benchmarks/results/pick_pool.json.
 """
 
@@ -18,6 +20,7 @@ import json
 from pathlib import Path
 
 from tuner.export import success_interval
+from tuner.study import FEW_TIES
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLVED = 475.0  # CartPole-v1's reward threshold
@@ -27,6 +30,16 @@ def rate(k: int, n: int) -> str:
     """k of n with its 95% (Wilson) interval, the one tuner.export reports."""
     low, high = success_interval(k, n) if n else (0.0, 1.0)
     return f"{k}/{n} ({k / max(n, 1):.0%}, 95% {low:.2f}-{high:.2f})"
+
+
+def tie_group(n: int) -> str:
+    """A study's tie count as a row of the by-ties table; export_pick checks at most 20 ties
+    (what the export considers), so 20 stands for 20 or more."""
+    if n < FEW_TIES:
+        return f"1-{FEW_TIES - 1}"
+    if n < 13:
+        return f"{FEW_TIES}-12"
+    return "13-19" if n < 20 else "20 or more"
 
 
 def quartile(place: int, n: int) -> int:
@@ -117,6 +130,18 @@ def main() -> None:
         "\npicks that solved all 10 of the export's own seeds, then all 5 held-out: "
         f"{rate(*ten_of_ten)}"
     )
+    groups: dict[str, list[int]] = {}  # ties -> [studies, with a robust tie, race met]
+    for _, ties, exports in runs:
+        g = groups.setdefault(tie_group(len(ties)), [0, 0, 0])
+        g[0] += 1
+        g[1] += any(ties.values())
+        g[2] += bool(exports["race"]["target_met"])
+    print("\nby how many ties a study ended with:")
+    print(f"  {'ties':<11} {'studies':>7}  {'with a robust tie':<28} race's pick met the target")
+    order = [f"1-{FEW_TIES - 1}", f"{FEW_TIES}-12", "13-19", "20 or more"]
+    for key in [k for k in order if k in groups]:
+        n, robust, met_ = groups[key]
+        print(f"  {key:<11} {n:>7}  {rate(robust, n):<28} {rate(met_, n)}")
     args.out.write_text(
         json.dumps(
             {
@@ -127,6 +152,10 @@ def main() -> None:
                 "robust_by_study_rank_quarter": by_rank,
                 "robust_by_race_place_quarter": by_race,
                 "all_export_seeds_solved_then_held_out_met": ten_of_ten,
+                "by_ties": {
+                    k: dict(zip(("studies", "with_a_robust_tie", "race_met"), v))
+                    for k, v in groups.items()
+                },
             },
             indent=2,
         )
