@@ -245,7 +245,7 @@ def test_trials_tied_at_the_top_are_all_verified_and_the_best_verified_is_export
         f"python -m tuner.run --study FILE --storage {url} --study-name fork-seed100 "
         "--sampler-seed 100 --trials 2"
     )
-    assert "only 2 trials tie at the best score: studies" in done.stdout
+    assert "only 2 trials tie at the best score: of the CartPole studies measured" in done.stdout
     assert done.stdout.rstrip().endswith(f"the better next step: {rerun}")
     assert "**Caution:** Only 2 trials tie at the best score" in report
     assert f"the better next step: `{rerun}`" in report

@@ -437,7 +437,7 @@ def test_the_summary_says_when_few_trials_tie_and_how_to_start_another_search(ca
         study.tell(trial, value)
     summary(study, "tiny", spec.default_storage, spec, default=True)
     out = capsys.readouterr().out
-    said = f"only {ties} trials tie at the best score: studies that ended with so few ties"
+    said = f"only {ties} trials tie at the best score: of the CartPole studies measured, those"
     assert (said in out) == (ties < FEW_TIES)
     command = (
         f"python -m tuner.run --study {spec.path} --study-name tiny-seed104 --sampler-seed 104 "

@@ -896,8 +896,11 @@ def main(argv: list[str] | None = None) -> int:
         write_outputs(v, out)
     plots = plot_study(study, out / "plots")
     ties = len(contenders(study, tie=source.tie)) if args.trial is None else 0
-    # a verdict on the study, which no verification of its few ties can give
-    advice = few_ties(ties) if ties else None
+    # a verdict on the study, which no verification of its few ties can give (a study whose
+    # best is short of the env's reward threshold has not solved the task at all: no advice)
+    threshold = check_env(top.user_attrs["config"]["env"]).reward_threshold
+    solved = threshold is None or top.value >= threshold
+    advice = few_ties(ties) if ties and solved else None
     rerun = another_seed(study, source.name, source.url, source.study_file)
     caution = f"{advice}: `{rerun}`" if advice else None
     report = write_report(study, source, verified, plots, out, device, raced, finalists, caution)
