@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import yaml
 from optuna.trial import TrialState
+
+from tuner.study import TIE, recorded_objective
 
 SIGNALS = {"min": np.min, "mean": np.mean, "median": np.median}
 
@@ -59,12 +60,12 @@ def replay(
         curve = {int(row[0]): float(signal(row[1:])) for row in t.user_attrs["curve"]}
         steps = sorted(curve)
         total += steps[-1]
-        start = t.datetime_start.timestamp() if order == "time" else np.inf
-        length = t.datetime_complete.timestamp() - start if order == "time" else 0.0
+        start, end = t.datetime_start.timestamp(), t.datetime_complete.timestamp()
         best, stop = -np.inf, None
         for i, step in enumerate(steps[:-1]):  # never at the last evaluation
             best = max(best, curve[step])
-            now = start + length * step / steps[-1]
+            # when this evaluation was reported; in number order every earlier trial counts
+            now = start + (end - start) * step / steps[-1] if order == "time" else np.inf
             ref = [d for finished, d in done if finished <= now]
             if len(ref) < startup or i + 1 < warmup:
                 continue
@@ -73,8 +74,7 @@ def replay(
                 stop = step
                 break
         if stop is None:
-            finished = t.datetime_complete.timestamp() if order == "time" else -np.inf
-            done.append((finished, curve))
+            done.append((end, curve))
         else:
             pruned.append(t.number)
             saved += steps[-1] - stop
@@ -110,8 +110,7 @@ def main() -> None:
     print(f"{len(trials)} complete trials replayed; the study itself pruned {n_pruned}")
     order = sorted(trials, key=lambda t: -t.value)
     place = {t.number: i + 1 for i, t in enumerate(order)}
-    objective = yaml.safe_load(study.user_attrs.get("study_file", "{}") or "{}").get("objective")
-    tie = (objective or {}).get("tie", 0.01)  # the study file's, as tuner.export reads it
+    tie = recorded_objective(study).get("tie", TIE)  # the study file's, as tuner.export reads it
     best = order[0].value
     ties = {t.number for t in trials if t.value >= best - tie * abs(best)}
     robust = None

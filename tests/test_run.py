@@ -416,6 +416,7 @@ def test_the_summary_says_when_no_trial_reached_the_envs_reward_threshold(capsys
     out = capsys.readouterr().out
     said = "no trial reached CartPole-v1's reward threshold of 475 (the best mean over a trial's"
     assert (said in out) == (best < 475)
+    assert ("only 1 trial ties at the best score" in out) == (best >= 475)
     if best < 475:  # after the best trial's config, which it speaks of, with what to do next
         assert out.index("learning_rate") < out.index(said) < out.index("watch it:")
         resume = "python -m tuner.run --storage sqlite:///tiny.db --study-name tiny --trials 4"
@@ -444,7 +445,10 @@ def test_the_summary_says_when_few_trials_tie_and_how_to_start_another_search(ca
         f"--trials {ties + 1}"
     )
     assert (f"the better next step: {command}\n" in out) == (ties < FEW_TIES)
-    assert few_ties(1).startswith("only 1 trial ties at") and few_ties(FEW_TIES) is None
+    assert few_ties(1, 500.0, 475.0).startswith("only 1 trial ties at")
+    assert few_ties(FEW_TIES, 500.0, 475.0) is None
+    assert few_ties(1, 474.9, 475.0) is None  # not solved: that, not the ties, is the news
+    assert few_ties(1, -3.0, None) is not None  # an env without a threshold
 
 
 def test_sampler_seed_replaces_the_files_and_a_study_keeps_the_seed_it_started_with(tmp_path):

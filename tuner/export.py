@@ -26,7 +26,6 @@ import numpy as np
 import optuna
 import sqlalchemy
 import torch
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
@@ -45,6 +44,7 @@ from tuner.study import (
     percent,
     rank,
     read_tie,
+    recorded_objective,
     study_dir,
 )
 
@@ -200,9 +200,7 @@ def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
             f"no study named {name!r} in {url}; it holds: {', '.join(names) or 'none'}"
         )
     study = optuna.load_study(study_name=name, storage=storage)
-    # trials were scored with the study file the study recorded when it was created
-    recorded = yaml.safe_load(study.user_attrs.get("study_file") or "") or {}
-    objective = recorded.get("objective") or {}
+    objective = recorded_objective(study)
     how = objective.get("aggregate") or (spec.aggregate if spec else "iqm")
     tie = args.tie if args.tie is not None else objective.get("tie", spec.tie if spec else TIE)
     out = study_dir(name, spec.path if spec else None)
@@ -896,12 +894,13 @@ def main(argv: list[str] | None = None) -> int:
         write_outputs(v, out)
     plots = plot_study(study, out / "plots")
     ties = len(contenders(study, tie=source.tie)) if args.trial is None else 0
-    # a verdict on the study, which no verification of its few ties can give (a study whose
-    # best is short of the env's reward threshold has not solved the task at all: no advice)
-    threshold = check_env(top.user_attrs["config"]["env"]).reward_threshold
-    solved = threshold is None or top.value >= threshold
-    advice = few_ties(ties) if ties and solved else None
-    rerun = another_seed(study, source.name, source.url, source.study_file)
+    # a verdict on the study, which no verification of its few ties can give
+    advice = rerun = None
+    if ties:
+        threshold = check_env(top.user_attrs["config"]["env"]).reward_threshold
+        advice = few_ties(ties, top.value, threshold)
+    if advice:
+        rerun = another_seed(study, source.name, source.url, source.study_file)
     caution = f"{advice}: `{rerun}`" if advice else None
     report = write_report(study, source, verified, plots, out, device, raced, finalists, caution)
     if raced:

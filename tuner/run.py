@@ -37,6 +37,7 @@ from tuner.study import (
     TIE,
     StudySpec,
     close_to_best,
+    default_storage,
     few_ties,
     load_study_spec,
     percent,
@@ -576,7 +577,7 @@ def another_seed(study: optuna.Study, name: str, url: str, study_file: Path | No
     some of this study's draws) and the same number of finished trials."""
     seed = (study.user_attrs.get("sampler_seed") or 0) + 100
     where = ["--study", str(study_file) if study_file is not None else "FILE"]
-    if study_file is None or url != f"sqlite:///{study_file.parent / (study_file.stem + '.db')}":
+    if study_file is None or url != default_storage(study_file):
         where += ["--storage", url]
     trials = str(count(study, FINISHED))
     return shlex.join(
@@ -626,7 +627,7 @@ def summary(
                 f"{2 * (len(complete) + pruned)} resumes this study), or give each trial more "
                 "steps (budget.steps) or another space in the study file"
             )
-        elif advice := few_ties(1 + len(ties)):
+        elif advice := few_ties(1 + len(ties), best.value, threshold):
             print(f"{advice}: {another_seed(study, name, url, spec and spec.path)}")
     artifacts = study_dir(name, spec.path if default else None) / "artifacts"
     print(f"watch it: optuna-dashboard {url} --artifact-dir {artifacts}")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.config import DQNConfig, did_you_mean, read_yaml
@@ -94,7 +95,7 @@ class StudySpec:
 
     @property
     def default_storage(self) -> str:
-        return f"sqlite:///{self.path.parent / (self.name + '.db')}"
+        return default_storage(self.path)
 
     def trial_seeds(self, number: int) -> tuple[list[int], list[int]]:
         """Trial `number`'s own seeds and its confirmation seeds: one block per trial, so no two
@@ -217,10 +218,24 @@ def load_study_spec(path: str | Path) -> StudySpec:
     return spec
 
 
-def few_ties(ties: int) -> str | None:
+def default_storage(study_file: Path) -> str:
+    """A study file's own database: studies/cartpole.yaml keeps its trials in studies/cartpole.db."""
+    return f"sqlite:///{study_file.parent / (study_file.stem + '.db')}"
+
+
+def recorded_objective(study: optuna.Study) -> dict[str, Any]:
+    """The `objective` of the study file a study recorded when it was created (empty if none):
+    its trials were scored with it, whatever the file says now."""
+    recorded = yaml.safe_load(study.user_attrs.get("study_file") or "") or {}
+    return recorded.get("objective") or {}
+
+
+def few_ties(ties: int, best: float, threshold: float | None) -> str | None:
     """What to say when only `ties` trials (the best included) tie at the best score, up to where
-    the command that starts a study with another sampler seed goes; None when they are enough."""
-    if ties >= FEW_TIES:
+    the command that starts a study with another sampler seed goes; None when they are enough,
+    or when the best is short of the env's reward `threshold` (None: the env has none), since a
+    study that has not solved the task has a plainer problem than its ties."""
+    if ties >= FEW_TIES or (threshold is not None and best < threshold):
         return None
     return (
         f"only {ties} trial{'s' * (ties != 1)} tie{'s' * (ties == 1)} at the best score: of the "
