@@ -78,6 +78,10 @@ def test_three_machines_reach_exactly_n_trials_without_duplicates(tmp_path, pg_u
     assert done[0].params["learning_rate"] == 1e-3  # the enqueued config ran first, once
     seeds = [s for t in done for s in t.user_attrs["seeds"]]
     assert len(seeds) == len(set(seeds)) == 14
+    # each machine's one worker samples with its own seed, so no two machines draw alike
+    assert optuna.load_study(study_name="tiny", storage=pg_url).user_attrs["workers_joined"] == 3
+    assert len({repr(sorted(t.params.items())) for t in done}) == 7
+    assert {t.user_attrs["sampler_seed"] for t in done} <= {0, 1, 2}
 
 
 def test_a_killed_machine_has_its_trial_failed_by_heartbeat_and_retried(tmp_path, pg_url):

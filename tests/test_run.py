@@ -451,6 +451,22 @@ def test_the_summary_says_when_few_trials_tie_and_how_to_start_another_search(ca
     assert few_ties(1, -3.0, None) is not None  # an env without a threshold
 
 
+def test_a_resumed_run_samples_new_configs_and_each_trial_records_its_sampler_seed(tmp_path):
+    """Workers take the study's sampler seed plus the number of workers that joined before them:
+    a resumed run draws its own suggestions, where one that reused the first run's seeds would
+    repeat its first draws (TPE samples at random for the study's first 10 trials)."""
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    for trials in ("3", "5"):
+        done = run(tmp_path, "--trials", trials, "--jobs", "1")
+        assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
+    first, resumed = study.trials[1:3], study.trials[3:5]
+    assert [t.params for t in first] != [t.params for t in resumed]
+    assert len({t.params["learning_rate"] for t in study.trials}) == 5
+    assert [t.user_attrs["sampler_seed"] for t in study.trials] == [0, 0, 0, 1, 1]
+    assert study.user_attrs["workers_joined"] == 2
+
+
 def test_sampler_seed_replaces_the_files_and_a_study_keeps_the_seed_it_started_with(tmp_path):
     """--sampler-seed 7 samples what `sampler: {seed: 7}` in the file samples (the first trial
     after the enqueued one, one worker), and is recorded; resuming that study with the file's

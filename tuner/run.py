@@ -48,6 +48,7 @@ DEFAULT_STUDY = Path("studies/cartpole.yaml")
 HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 20
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+WORKERS_JOINED = "workers_joined"
 
 
 def read_study(path: Path | None) -> StudySpec:
@@ -363,8 +364,19 @@ class Interrupts:
             signal.signal(sig, signal.SIG_IGN)
 
 
+def join(study: optuna.Study) -> int:
+    """How many workers joined this study before this one (run under the claim lock).
+
+    Each worker's sampler takes the study's sampler seed plus this number: workers of one run,
+    of a resumed run and of other machines each draw their own suggestions, where seeds from
+    a worker's index would repeat the first run's draws in a resumed one, and on every machine.
+    """
+    joined = study.user_attrs.get(WORKERS_JOINED, 0)
+    study.set_user_attr(WORKERS_JOINED, joined + 1)
+    return joined
+
+
 def worker(
-    index: int,
     study_path: str,
     url: str,
     name: str,
@@ -387,17 +399,17 @@ def worker(
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
         torch.set_num_threads(threads)
         spec = load_study_spec(study_path)
+        storage = open_storage(url)
+        study = optuna.load_study(study_name=name, storage=storage, pruner=spec.make_pruner())
+        lock = ClaimLock(url, name)
         options = dict(spec.sampler_options)
         if sampler_seed is not None:
             options["seed"] = sampler_seed
+        with lock.held():
+            stream = join(study)
         if options.get("seed") is not None:
-            options["seed"] += index  # same seed in every worker would repeat the suggestions
-        sampler = type(spec.make_sampler())(**options)
-        storage = open_storage(url)
-        study = optuna.load_study(
-            study_name=name, storage=storage, sampler=sampler, pruner=spec.make_pruner()
-        )
-        lock = ClaimLock(url, name)
+            options["seed"] = (options["seed"] + stream) % 2**32
+        study.sampler = type(spec.make_sampler())(**options)
         while deadline is None or time.time() < deadline:
             if interrupts.requested:  # one swallowed by a finaliser between trials
                 raise KeyboardInterrupt
@@ -409,6 +421,7 @@ def worker(
                     return
                 with interrupts.held():
                     current = study.ask()
+                    current.set_user_attr("sampler_seed", options.get("seed"))
             with Heartbeat(storage, current._trial_id):
                 try:
                     value = objective(current, spec, device=device)
@@ -476,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = read_study(args.study)
     if args.trials < 1 or args.jobs < 1:
         raise TunerError("--trials and --jobs must be at least 1")
-    if args.sampler_seed is not None and not 0 <= args.sampler_seed < 2**32 - args.jobs:
-        raise TunerError(f"--sampler-seed must be from 0 to {2**32 - args.jobs - 1}")
+    if args.sampler_seed is not None and not 0 <= args.sampler_seed < 2**32:
+        raise TunerError(f"--sampler-seed must be from 0 to {2**32 - 1}")
     device = resolve_device(args.device)  # --device cuda without a GPU fails before writing
     url = args.storage or spec.default_storage
     name = args.study_name or spec.name
@@ -512,9 +525,9 @@ def main(argv: list[str] | None = None) -> int:
     procs = [
         ctx.Process(
             target=worker,
-            args=(i, str(spec.path), url, name, args.trials, deadline, threads, str(device), seed),
+            args=(str(spec.path), url, name, args.trials, deadline, threads, str(device), seed),
         )
-        for i in range(args.jobs)
+        for _ in range(args.jobs)
     ]
     print(
         f"tuning {spec.env} in study {name!r} ({url}): {args.jobs} worker(s), until "
@@ -573,9 +586,11 @@ def watch(study: optuna.Study, procs: list, start: int, target: int) -> None:
 
 def another_seed(study: optuna.Study, name: str, url: str, study_file: Path | None) -> str:
     """The command that starts a study like this one, on the same storage, with another sampler
-    seed (100 on: each worker samples with the seed plus its index, so a near seed would repeat
-    some of this study's draws) and the same number of finished trials."""
-    seed = (study.user_attrs.get("sampler_seed") or 0) + 100
+    seed and the same number of finished trials. Each worker samples with the seed plus the number
+    of workers that joined before it (`join`), so the new seed skips past every seed this study's
+    workers took (100 on, or more), lest the new study repeat some of this one's draws."""
+    skip = max(100, study.user_attrs.get(WORKERS_JOINED, 0))
+    seed = ((study.user_attrs.get("sampler_seed") or 0) + skip) % 2**32
     where = ["--study", str(study_file) if study_file is not None else "FILE"]
     if study_file is None or url != default_storage(study_file):
         where += ["--storage", url]
