@@ -199,6 +199,24 @@ def test_pruning_through_ask_report_tell_follows_the_study_pruner(tmp_path):
     assert not good.should_prune()
 
 
+def test_the_default_study_prunes_from_its_second_evaluation_on():
+    """At the first evaluation (4,000 of 20,000 steps) few configs have learned anything, and a
+    median pruner there decided most of a study on noise; the default study leaves it alone."""
+    spec = load_study_spec("studies/cartpole.yaml")
+    study = optuna.create_study(direction="maximize", pruner=spec.make_pruner())
+    steps = range(spec.eval_every, spec.steps + 1, spec.eval_every)
+    for _ in range(5):  # the pruner's startup trials
+        trial = study.ask()
+        for step in steps:
+            trial.report(500.0, step)
+        study.tell(trial, 500.0)
+    slow = study.ask()
+    slow.report(9.0, spec.eval_every)
+    assert not slow.should_prune()
+    slow.report(9.0, 2 * spec.eval_every)
+    assert slow.should_prune()
+
+
 def test_sampler_options_reach_the_sampler():
     """`sampler: {name: tpe, seed: S, n_startup_trials: N}` builds Optuna's TPESampler with those
     options: the default study counts on its 30 random trials before TPE takes over."""
