@@ -44,8 +44,10 @@ from tuner.export import contenders
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = 5_000_000
 SOLVED = 475.0
-KEPT = ("trial", "seeds", "per_seed_mean", "per_seed_min")
-"""What is kept of each race and verification result (tuner.export's Verified.summary())."""
+KEPT = ("trial", "seeds", "per_seed_mean", "per_seed_min", "eval_steps", "eval_curve")
+"""What is kept of each race and verification result (tuner.export's Verified.summary()): the
+curves too, so that a pooled analysis can ask whether how fast a config learned on the export's
+seeds tells which picks hold up (absent from files written before 2026-12-06's Intel runs)."""
 WAYS = {
     "race": [],
     "race, no reserves": ["--reserves", "0"],
@@ -90,10 +92,12 @@ def read_export(out: Path, extra: list[str], wall: float, stdout: str) -> dict:
     }
 
 
-def held_out(trial: optuna.trial.FrozenTrial, seeds: int, episodes: int) -> np.ndarray:
+def held_out(trial: optuna.trial.FrozenTrial, seeds: int, episodes: int) -> tuple[np.ndarray, list]:
+    """Each held-out seed's final greedy mean, and its learning curve ([seed][evaluation])."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
     result = train(config.replace(seed=HELD_OUT), seeds=seeds, device="cpu")
-    return evaluate(result.network, config.env, episodes).mean(1)
+    curve = np.asarray(result.eval_returns, dtype=float).reshape(len(result.eval_steps), seeds)
+    return evaluate(result.network, config.env, episodes).mean(1), curve.T.round(2).tolist()
 
 
 def main() -> None:
@@ -124,10 +128,10 @@ def main() -> None:
                 ways[way]["race"] = [{k: r[k] for k in KEPT} for r in raced]
 
     print(f"retraining all {len(ties)} ties on {args.seeds} held-out seeds ({HELD_OUT} up)")
-    truth = {}
+    truth, curves = {}, {}
     for i, trial in enumerate(ties):
         start = time.perf_counter()
-        returns = held_out(trial, args.seeds, args.episodes)
+        returns, curves[trial.number] = held_out(trial, args.seeds, args.episodes)
         truth[trial.number] = returns
         print(
             f"  {i + 1}/{len(ties)} trial {trial.number}: {(returns >= SOLVED).sum()}/"
@@ -180,6 +184,7 @@ def main() -> None:
                 "held_out_seeds": list(range(HELD_OUT, HELD_OUT + args.seeds)),
                 "episodes": args.episodes,
                 "ties": {n: r.round(2).tolist() for n, r in truth.items()},
+                "ties_held_out_curves": curves,
                 "ties_solving_all": robust,
                 "exports": ways,
             },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -114,6 +115,10 @@ def test_export_writes_a_trainable_best_config_verified_on_fresh_seeds(copy):
     assert summary["successes"] == sum(r >= 475 for r in summary["per_seed_mean"])
     low, high = summary["success_rate_95"]
     assert [low, high] == [round(x, 3) for x in success_interval(summary["successes"], 3)]
+    # each fresh seed's learning curve, as curve.csv holds it: one row per seed
+    rows = list(csv.reader((out / "best" / "curve.csv").open()))[1:]
+    assert summary["eval_steps"] == [int(row[0]) for row in rows] and len(rows) >= 2
+    assert summary["eval_curve"] == [[float(row[1 + k]) for row in rows] for k in range(3)]
     assert f"solves with probability {low:.2f}-{high:.2f}, 95% Wilson interval" in done.stdout
     for seed in summary["seeds"]:
         assert (out / "best" / f"seed-{seed}.pt").is_file()
@@ -686,7 +691,9 @@ def test_a_diverged_seed_never_counts_as_solved_and_ranks_its_config_below_any_w
 
     def verified(per_seed: list[float], diverged: dict[int, int]) -> Verified:
         returns = np.repeat(np.array(per_seed)[:, None], 5, axis=1)
-        run = SimpleNamespace(wall_seconds=1.0)  # all summary() reads of the training run
+        run = SimpleNamespace(
+            wall_seconds=1.0, eval_steps=[], eval_returns=[]
+        )  # what summary() reads
         return Verified(trial, "x", None, [7, 8, 9], returns, 475.0, "min", run, diverged)
 
     lucky = verified([500.0, 500.0, 500.0], {8: 1234})

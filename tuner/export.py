@@ -346,6 +346,15 @@ class Verified:
             else [round(x, 3) for x in success_interval(self.successes, len(self.seeds))],
             "diverged": {str(seed): step for seed, step in self.diverged.items()},
             "retrain_seconds": round(self.result.wall_seconds, 2),
+            # how each fresh seed learned, not only where it ended: [seed][evaluation], null
+            # after a seed diverged
+            "eval_steps": [int(s) for s in self.result.eval_steps],
+            "eval_curve": [
+                [None if not np.isfinite(r) else round(float(r), 2) for r in seed]
+                for seed in np.asarray(self.result.eval_returns, dtype=float)
+                .reshape(len(self.result.eval_steps), len(self.seeds))
+                .T
+            ],
         }
 
     def table(self) -> str:
