@@ -185,6 +185,8 @@ def main() -> None:
                 "episodes": args.episodes,
                 "ties": {n: r.round(2).tolist() for n, r in truth.items()},
                 "ties_held_out_curves": curves,
+                # each tie's curve on the study's own seeds: [[step, return of each seed], ...]
+                "ties_study_curves": {t.number: t.user_attrs.get("curve") for t in ties},
                 "ties_solving_all": robust,
                 "exports": ways,
             },
