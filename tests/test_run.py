@@ -412,7 +412,8 @@ def test_the_summary_says_when_no_trial_reached_the_envs_reward_threshold(capsys
         trial = study.ask()
         trial.suggest_float("learning_rate", 1e-4, 1e-2)
         study.tell(trial, value)
-    summary(study, "tiny", "sqlite:///tiny.db", load_study_spec_text(TINY), default=False)
+    spec = load_study_spec_text(TINY)
+    summary(study, "tiny", "sqlite:///tiny.db", spec, default=False)
     out = capsys.readouterr().out
     said = "no trial reached CartPole-v1's reward threshold of 475 (the best mean over a trial's"
     assert (said in out) == (best < 475)
@@ -421,6 +422,12 @@ def test_the_summary_says_when_no_trial_reached_the_envs_reward_threshold(capsys
         assert out.index("learning_rate") < out.index(said) < out.index("watch it:")
         resume = "python -m tuner.run --storage sqlite:///tiny.db --study-name tiny --trials 4"
         assert f"Run more trials ({resume} resumes this study)" in out
+        # a search that missed may have gone down a bad path: a new one is a new draw
+        another = (
+            f"python -m tuner.run --study {spec.path} --storage sqlite:///tiny.db --study-name "
+            "tiny-seed100 --sampler-seed 100 --trials 2"
+        )
+        assert f"start a new search with another sampler seed ({another})" in out
 
 
 @pytest.mark.parametrize("ties", [3, FEW_TIES])

@@ -639,8 +639,9 @@ def summary(
                 f"no trial reached {spec.env}'s reward threshold of {threshold:g} (the best "
                 f"{spec.aggregate} over a trial's seeds is {best.value:.1f}): nothing here solves "
                 f"the task yet. Run more trials (python -m tuner.run {where} --trials "
-                f"{2 * (len(complete) + pruned)} resumes this study), or give each trial more "
-                "steps (budget.steps) or another space in the study file"
+                f"{2 * (len(complete) + pruned)} resumes this study), start a new search with "
+                f"another sampler seed ({another_seed(study, name, url, spec and spec.path)}), "
+                "or give each trial more steps (budget.steps) or another space in the study file"
             )
         elif advice := few_ties(1 + len(ties), best.value, threshold):
             print(f"{advice}: {another_seed(study, name, url, spec and spec.path)}")
