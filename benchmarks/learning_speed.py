@@ -33,17 +33,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from tuner.export import success_interval
+from pick_pool import rate  # this script's folder is on sys.path when it runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLVED = 475.0  # CartPole-v1's reward threshold
 TOP = 500.0  # CartPole-v1's most per episode
-
-
-def rate(k: int, n: int) -> str:
-    low, high = success_interval(k, n) if n else (0.0, 1.0)
-    return f"{k}/{n} ({k / max(n, 1):.0%}, 95% {low:.2f}-{high:.2f})"
 
 
 def speed(curves: list[list[float | None]]) -> float:

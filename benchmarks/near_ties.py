@@ -48,8 +48,12 @@ def main() -> None:
     )
     rows = {}
     for t in near:
-        returns = held_out(t, args.seeds, args.episodes)
-        rows[t.number] = {"value": t.value, "held_out": returns.round(2).tolist()}
+        returns, curves = held_out(t, args.seeds, args.episodes)
+        rows[t.number] = {
+            "value": t.value,
+            "held_out": returns.round(2).tolist(),
+            "held_out_curves": curves,
+        }
         print(
             f"  trial {t.number} (study score {t.value:.1f}): "
             f"{', '.join(f'{r:.0f}' for r in returns)}: {(returns >= SOLVED).sum()}/{args.seeds}",
