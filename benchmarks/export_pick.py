@@ -39,7 +39,7 @@ import optuna
 
 from tuner.config import DQNConfig
 from tuner.dqn import evaluate, train
-from tuner.export import contenders
+from tuner.export import contenders, seed_curves
 
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = 5_000_000
@@ -96,8 +96,8 @@ def held_out(trial: optuna.trial.FrozenTrial, seeds: int, episodes: int) -> tupl
     """Each held-out seed's final greedy mean, and its learning curve ([seed][evaluation])."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
     result = train(config.replace(seed=HELD_OUT), seeds=seeds, device="cpu")
-    curve = np.asarray(result.eval_returns, dtype=float).reshape(len(result.eval_steps), seeds)
-    return evaluate(result.network, config.env, episodes).mean(1), curve.T.round(2).tolist()
+    curves = seed_curves(result.eval_returns, seeds)
+    return evaluate(result.network, config.env, episodes).mean(1), curves
 
 
 def main() -> None:

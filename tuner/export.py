@@ -346,15 +346,9 @@ class Verified:
             else [round(x, 3) for x in success_interval(self.successes, len(self.seeds))],
             "diverged": {str(seed): step for seed, step in self.diverged.items()},
             "retrain_seconds": round(self.result.wall_seconds, 2),
-            # how each fresh seed learned, not only where it ended: [seed][evaluation], null
-            # after a seed diverged
+            # how each fresh seed learned, not only where it ended
             "eval_steps": [int(s) for s in self.result.eval_steps],
-            "eval_curve": [
-                [None if not np.isfinite(r) else round(float(r), 2) for r in seed]
-                for seed in np.asarray(self.result.eval_returns, dtype=float)
-                .reshape(len(self.result.eval_steps), len(self.seeds))
-                .T
-            ],
+            "eval_curve": seed_curves(self.result.eval_returns, len(self.seeds)),
         }
 
     def table(self) -> str:
@@ -410,6 +404,13 @@ class Verified:
                 f"{expected:.1f}, more than {GAP_WARNING:.0%} below what the study saw"
             )
         return line
+
+
+def seed_curves(eval_returns: np.ndarray, seeds: int) -> list[list[float | None]]:
+    """A training run's evaluations ([evaluation, seed]) as JSON keeps them: [seed][evaluation],
+    rounded to 0.01, null after a seed diverged."""
+    returns = np.asarray(eval_returns, dtype=float).reshape(-1, seeds)
+    return [[round(float(r), 2) if np.isfinite(r) else None for r in seed] for seed in returns.T]
 
 
 def trial_config(trial: FrozenTrial, seeds: list[int]) -> DQNConfig:
