@@ -36,6 +36,7 @@ from tuner.export import (
     find_study,
     parse_args,
     pick_best,
+    seed_curves,
     split,
     success_interval,
 )
@@ -681,6 +682,15 @@ def test_a_study_score_is_compared_with_what_a_trial_of_as_many_seeds_would_scor
     assert "a 3-seed trial would score 467.5 on these seeds" in one_weak.gap_line()
     assert "LIKELY FALSE POSITIVE" in five_fail.gap_line()
     assert "LIKELY FALSE POSITIVE" not in one_weak.gap_line()
+
+
+def test_seed_curves_turn_evaluations_by_seed_and_write_null_after_a_seed_diverged():
+    """Evaluations come as [evaluation, seed]; the JSON keeps [seed][evaluation], rounded to 0.01,
+    and a diverged seed's NaN evaluations become null (JSON has no NaN)."""
+    nan = float("nan")
+    returns = np.array([[9.004, 21.5], [120.456, nan], [500.0, nan]])
+    assert seed_curves(returns, 2) == [[9.0, 120.46, 500.0], [21.5, None, None]]
+    assert seed_curves(returns.ravel(), 2) == seed_curves(returns, 2)  # flat input, same curves
 
 
 def test_a_diverged_seed_never_counts_as_solved_and_ranks_its_config_below_any_without_one():
