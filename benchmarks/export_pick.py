@@ -14,10 +14,16 @@ robust the study cannot tell. This runs `python -m tuner.export` four ways on th
   on 10 fresh seeds, with no race (`--contenders 3 --race-seeds 0`, the export before the race);
 - race, 20 seeds: the defaults with 20 verification seeds (`--seeds 20`; its race then uses the
   3 seeds after those 20): can 20 seeds tell the config that fails one seed in ten?
+- race, keep best: the defaults with `--keep best`: every retrained seed is played (and judged)
+  with the weights of its best training evaluation rather than its last step's, as
+  Stable-Baselines3's EvalCallback keeps a best model. Does that save the seeds that learned the
+  task and lost it before the end?
+`--ways` runs some of them only.
 
 Then every tie is retrained on H held-out seeds (5,000,000 up: no study, export or other benchmark
-uses them) and played for 100 greedy episodes per seed. That is the ground truth each export's
-best.yaml is judged by, and it is the issue's quality target: the best config, retrained on 5
+uses them) and played for 100 greedy episodes per seed, once with its final weights and once with
+those of its best evaluation (one training run gives both). That is the ground truth each
+export's best.yaml is judged by (with the weights that export kept), and it is the issue's quality target: the best config, retrained on 5
 fresh seeds, scores >= 475 on all 5. Prints a table and writes JSON, which also keeps the per-seed
 results of every race entry and every full verification, so that a later pooled analysis can
 replay another way of choosing on the same seeds.
@@ -34,7 +40,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import optuna
 
 from tuner.config import DQNConfig
@@ -44,7 +49,16 @@ from tuner.export import contenders, seed_curves
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = 5_000_000
 SOLVED = 475.0
-KEPT = ("trial", "seeds", "per_seed_mean", "per_seed_min", "eval_steps", "eval_curve")
+KEPT = (
+    "trial",
+    "seeds",
+    "per_seed_mean",
+    "per_seed_min",
+    "eval_steps",
+    "eval_curve",
+    "keep_weights",
+    "kept_steps",
+)
 """What is kept of each race and verification result (tuner.export's Verified.summary()): the
 curves too, so that a pooled analysis can ask whether how fast a config learned on the export's
 seeds tells which picks hold up (absent from files written before 2026-12-06's Intel runs)."""
@@ -53,6 +67,7 @@ WAYS = {
     "race, no reserves": ["--reserves", "0"],
     "first 3": ["--contenders", "3", "--race-seeds", "0"],
     "race, 20 seeds": ["--seeds", "20"],
+    "race, keep best": ["--keep", "best"],
 }
 
 
@@ -76,11 +91,12 @@ def read_export(out: Path, extra: list[str], wall: float, stdout: str) -> dict:
     # every config the export verified in full (best/ and trial-N/), so a later pooled analysis
     # can replay another way of choosing on the same seeds
     verified = [
-        {k: v[k] for k in KEPT}
+        {k: v[k] for k in KEPT if k in v}
         for v in (json.loads(f.read_text()) for f in out.glob("*/verification.json"))
     ]
     return {
         "args": extra,
+        "keep_weights": best["keep_weights"],
         "wall_seconds": round(wall, 1),
         "trial": best["trial"],
         "export_seeds_solved": best["successes"],
@@ -92,12 +108,18 @@ def read_export(out: Path, extra: list[str], wall: float, stdout: str) -> dict:
     }
 
 
-def held_out(trial: optuna.trial.FrozenTrial, seeds: int, episodes: int) -> tuple[np.ndarray, list]:
-    """Each held-out seed's final greedy mean, and its learning curve ([seed][evaluation])."""
+def held_out(trial: optuna.trial.FrozenTrial, seeds: int, episodes: int) -> dict:
+    """Each held-out seed's greedy mean with its final weights ("final") and with those of its
+    best evaluation ("best", from env step "best_steps"), and its learning curve ("curve":
+    [seed][evaluation])."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
     result = train(config.replace(seed=HELD_OUT), seeds=seeds, device="cpu")
-    curves = seed_curves(result.eval_returns, seeds)
-    return evaluate(result.network, config.env, episodes).mean(1), curves
+    return {
+        "final": evaluate(result.network, config.env, episodes).mean(1),
+        "best": evaluate(result.best_network, config.env, episodes).mean(1),
+        "best_steps": result.best_steps,
+        "curve": seed_curves(result.eval_returns, seeds),
+    }
 
 
 def main() -> None:
@@ -107,7 +129,16 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5, help="held-out seeds per tie (default 5)")
     p.add_argument("--episodes", type=int, default=100, help="greedy episodes per seed")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/export_pick.json")
+    p.add_argument(
+        "--ways",
+        nargs="+",
+        choices=list(WAYS),
+        default=list(WAYS),
+        help="ways to run (default all)",
+    )
     args = p.parse_args()
+    if "race" not in args.ways:
+        p.error("--ways must include race (the others are compared with it)")
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
     ties = contenders(study, 20)  # what the export considers by default
     print(f"{len(ties)} trials tie at the best score; trying each way of exporting", flush=True)
@@ -115,6 +146,8 @@ def main() -> None:
     ways = {}
     with tempfile.TemporaryDirectory() as tmp:
         for way, extra in WAYS.items():
+            if way not in args.ways:
+                continue
             if extra == ["--reserves", "0"] and not ways["race"]["reserves_verified"]:
                 print(f"{way}: the same run as race, which verified no reserve", flush=True)
                 ways[way] = {**ways["race"], "args": extra, "same_run_as": "race"}
@@ -128,14 +161,18 @@ def main() -> None:
                 ways[way]["race"] = [{k: r[k] for k in KEPT} for r in raced]
 
     print(f"retraining all {len(ties)} ties on {args.seeds} held-out seeds ({HELD_OUT} up)")
-    truth, curves = {}, {}
+    truth, kept, curves = {}, {}, {}
     for i, trial in enumerate(ties):
         start = time.perf_counter()
-        returns, curves[trial.number] = held_out(trial, args.seeds, args.episodes)
-        truth[trial.number] = returns
+        done = held_out(trial, args.seeds, args.episodes)
+        truth[trial.number], kept[trial.number] = done["final"], done
+        curves[trial.number] = done["curve"]
+        returns, best = done["final"], done["best"]
         print(
             f"  {i + 1}/{len(ties)} trial {trial.number}: {(returns >= SOLVED).sum()}/"
-            f"{args.seeds} solved, min {returns.min():.1f} ({time.perf_counter() - start:.0f} s)",
+            f"{args.seeds} solved, min {returns.min():.1f}; with its best evaluation's weights "
+            f"{(best >= SOLVED).sum()}/{args.seeds}, min {best.min():.1f} "
+            f"({time.perf_counter() - start:.0f} s)",
             flush=True,
         )
 
@@ -144,32 +181,37 @@ def main() -> None:
         f"held-out check of {len(ties)} tied trials, {args.seeds} seeds x {args.episodes} greedy "
         "episodes each",
         "",
-        "| trial | study rank | race place | held-out per-seed means | solved | min |",
-        "|---:|---:|---:|---|---:|---:|",
+        "| trial | study rank | race place | held-out per-seed means | solved | min | "
+        "with the best evaluation's weights | solved |",
+        "|---:|---:|---:|---|---:|---:|---|---:|",
     ]
     for rank, trial in enumerate(ties, 1):
-        r = truth[trial.number]
+        r, b = truth[trial.number], kept[trial.number]["best"]
         place = race_order.index(trial.number) + 1 if trial.number in race_order else "-"
         lines.append(
             f"| {trial.number} | {rank} | {place} | {', '.join(f'{x:.0f}' for x in r)} | "
-            f"{(r >= SOLVED).sum()}/{len(r)} | {r.min():.1f} |"
+            f"{(r >= SOLVED).sum()}/{len(r)} | {r.min():.1f} | "
+            f"{', '.join(f'{x:.0f}' for x in b)} | {(b >= SOLVED).sum()}/{len(b)} |"
         )
     robust = sum(bool((r >= SOLVED).all()) for r in truth.values())
+    robust_best = sum(bool((k["best"] >= SOLVED).all()) for k in kept.values())
     lines += [
         "",
         f"{robust} of {len(ties)} ties solve all {args.seeds} held-out seeds "
-        f"(picking one at random meets the target with chance {robust / len(ties):.2f})",
+        f"(picking one at random meets the target with chance {robust / len(ties):.2f}); "
+        f"{robust_best} with the weights of each seed's best evaluation",
         "",
-        "| export | wall (min) | best.yaml | export's own seeds solved | held-out solved | "
-        "held-out min | target met |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| export | wall (min) | best.yaml | weights kept | export's own seeds solved | "
+        "held-out solved | held-out min | target met |",
+        "|---|---:|---:|---|---:|---:|---:|---|",
     ]
     for way, w in ways.items():
-        r = truth[w["trial"]]
+        # judged with the weights that export kept
+        r = truth[w["trial"]] if w["keep_weights"] == "final" else kept[w["trial"]]["best"]
         w["held_out_means"] = r.round(2).tolist()
         w["target_met"] = bool((r >= SOLVED).all())
         lines.append(
-            f"| {way} | {w['wall_seconds'] / 60:.1f} | trial {w['trial']} | "
+            f"| {way} | {w['wall_seconds'] / 60:.1f} | trial {w['trial']} | {w['keep_weights']} | "
             f"{w['export_seeds_solved']}/{w['export_seeds']} | {(r >= SOLVED).sum()}/{len(r)} | "
             f"{r.min():.1f} | {'yes' if w['target_met'] else 'no'} |"
         )
@@ -184,6 +226,10 @@ def main() -> None:
                 "held_out_seeds": list(range(HELD_OUT, HELD_OUT + args.seeds)),
                 "episodes": args.episodes,
                 "ties": {n: r.round(2).tolist() for n, r in truth.items()},
+                # with each held-out seed's weights from its best evaluation, and its env step
+                "ties_keep_best": {n: k["best"].round(2).tolist() for n, k in kept.items()},
+                "ties_keep_best_steps": {n: k["best_steps"] for n, k in kept.items()},
+                "ties_solving_all_keep_best": robust_best,
                 "ties_held_out_curves": curves,
                 # each tie's curve on the study's own seeds: [[step, return of each seed], ...]
                 "ties_study_curves": {t.number: t.user_attrs.get("curve") for t in ties},

@@ -271,6 +271,63 @@ def test_on_eval_can_stop_training_or_abort_it():
         train(FAST, device="cpu", on_eval=boom)
 
 
+def test_best_keeps_each_seeds_weights_from_its_best_evaluation_the_latest_of_equals():
+    net = BatchedQNetwork([7, 8, 9], obs_dim=2, n_actions=2, hidden_sizes=(4,))
+    first = net.params.clone()
+    best = dqn.Best(net)
+    best.update(net, np.array([10.0, 20.0, 30.0]), step=100)
+    net.params.add_(1.0)
+    best.update(net, np.array([10.0, 5.0, 40.0]), step=200)  # seed 0 ties, 1 falls, 2 gains
+    assert best.steps.tolist() == [200, 100, 200]
+    assert best.returns.tolist() == [10.0, 20.0, 40.0]
+    assert torch.equal(best.network.params[0], first[0] + 1.0)
+    assert torch.equal(best.network.params[1], first[1])
+    assert torch.equal(best.network.params[2], first[2] + 1.0)
+
+
+LEARNS = FAST.replace(
+    total_steps=2000,
+    train_frequency=1,
+    gradient_steps=1,
+    hidden_sizes=(32,),
+    eval_every=250,
+    eval_episodes=3,
+    target_update_interval=100,
+    learning_rate=3e-3,
+)
+"""Learns a little in 2,000 steps, and not steadily: of seeds 0-2, seed 1 scores best at its
+third evaluation, seed 2 at its seventh, seed 0 at its last."""
+
+
+def test_keep_weights_best_keeps_the_weights_a_run_stopped_at_that_evaluation_ends_with():
+    result = train(LEARNS.replace(keep_weights="best"), seeds=3, device="cpu")
+    curves = result.eval_returns.T
+    latest_best = [max(i for i, r in enumerate(c) if r == c.max()) for c in curves]
+    assert result.best_steps == [result.eval_steps[i] for i in latest_best]
+    assert len(set(result.best_steps)) == 3  # not every seed's best is its last evaluation
+    assert result.kept is result.best_network and result.kept_steps == result.best_steps
+    for k, step in enumerate(result.best_steps):
+        stopped = train(LEARNS, seeds=3, device="cpu", on_eval=lambda at, _, s=step: at < s).network
+        assert torch.equal(result.best_network.params[k], stopped.params[k])
+    # the default keeps the last step's weights; the best are tracked all the same
+    final = train(LEARNS, seeds=3, device="cpu")
+    assert final.kept is final.network and final.kept_steps == [2000] * 3
+    assert torch.equal(final.network.params, result.network.params)
+    assert torch.equal(final.best_network.params, result.best_network.params)
+
+
+def test_checkpoints_and_retrain_use_the_kept_weights(tmp_path):
+    config = LEARNS.replace(keep_weights="best", seed=1)
+    done = dqn.retrain(config, [1, 2], device="cpu", episodes=4, progress=False)
+    best = done.result.best_network
+    assert done.result.best_steps == [750, 1750]
+    assert np.array_equal(done.returns, evaluate(best, config.env, 4))
+    paths = save_checkpoints(done.result, tmp_path)
+    data = torch.load(paths[0], weights_only=True)
+    assert data["step"] == 750
+    assert torch.equal(data["weights"]["layers.0.weight"], best.weights[0][0])
+
+
 @pytest.mark.parametrize(
     ("env", "says"),
     [

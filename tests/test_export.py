@@ -26,7 +26,7 @@ from tests.processes import running
 from tests.test_study import TINY
 from tests.toy_envs import FORK
 from tuner.config import DQNConfig, load_config
-from tuner.dqn import train
+from tuner.dqn import retrain, train
 from tuner.export import (
     FRESH_SEEDS,
     Verified,
@@ -151,6 +151,40 @@ def test_export_writes_a_trainable_best_config_verified_on_fresh_seeds(copy):
         timeout=300,
     )
     assert retrain.returncode == 0, retrain.stderr
+
+
+def test_keep_best_plays_and_saves_each_seeds_weights_from_its_best_evaluation(copy):
+    trial = max(
+        (t for t in load(copy).get_trials() if t.state == TrialState.COMPLETE),
+        key=lambda t: t.value,
+    )
+    args = ["--study", str(copy / "tiny.yaml"), "--trial", str(trial.number), "--seeds", "2"]
+    done = export(*args, "--keep", "best", "--out", str(copy / "best"))
+    assert done.returncode == 0, done.stderr
+    folder = copy / "best" / f"trial-{trial.number}"
+    summary = json.loads((folder / "verification.json").read_text())
+    assert summary["keep_weights"] == "best"
+    for k, curve in enumerate(summary["eval_curve"]):
+        latest_best = max(i for i, r in enumerate(curve) if r == max(curve))
+        assert summary["kept_steps"][k] == summary["eval_steps"][latest_best]
+    # the config written keeps the best weights too, so tuner.train reproduces the export
+    config = load_config(copy / "best" / f"trial-{trial.number}.yaml")
+    assert config.keep_weights == "best"
+    again = retrain(config, summary["seeds"], "cpu", episodes=100, progress=False)
+    assert again.returns.mean(1).round(2).tolist() == summary["per_seed_mean"]
+    state = torch.load(folder / f"seed-{summary['seeds'][1]}.pt", weights_only=True)
+    assert state["step"] == summary["kept_steps"][1]
+    assert torch.equal(state["weights"]["layers.0.weight"], again.result.kept.weights[0][1])
+    report = (copy / "best" / "report.md").read_text()
+    assert "with the weights of its best training evaluation" in report
+    assert "weights from step |" in report
+    # the default keeps the trial's own choice: final weights, judged on the same seeds
+    final = export(*args, "--out", str(copy / "final"))
+    assert final.returncode == 0, final.stderr
+    summary = json.loads(
+        (copy / "final" / f"trial-{trial.number}" / "verification.json").read_text()
+    )
+    assert summary["keep_weights"] == "final" and set(summary["kept_steps"]) == {1500}
 
 
 def test_top_k_and_a_chosen_trial(copy):

@@ -112,6 +112,10 @@ class DQNConfig:
     """Env steps between greedy evaluations; 0 evaluates only at the end."""
     eval_episodes: int = 10
     """Greedy episodes per seed in each evaluation."""
+    keep_weights: Literal["final", "best"] = "final"
+    """The weights a run ends with (its checkpoints, and what the export plays): final, the
+    last step's; or best, each seed's at its best evaluation, the latest of equals (as
+    Stable-Baselines3's EvalCallback keeps a best model), so a late collapse keeps what it had."""
     seed: int = 0
     """Seed of the first trained copy; copy k uses seed + k."""
 

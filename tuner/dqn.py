@@ -87,6 +87,24 @@ class TrainResult:
     wall_seconds: float
     stopped_early: bool
     network: BatchedQNetwork
+    """Every seed's weights at the last step."""
+    best_network: BatchedQNetwork
+    """Every seed's weights at its best evaluation (the latest of equals): a seed that learned the
+    task and lost it keeps what it had. Its initial weights when it was never evaluated."""
+    best_steps: list[int]
+    """[K]: the env step of each seed's best evaluation (0 where there was none)."""
+
+    @property
+    def kept(self) -> BatchedQNetwork:
+        """The weights the run ends with, as config.keep_weights says: network or best_network."""
+        return self.best_network if self.config.keep_weights == "best" else self.network
+
+    @property
+    def kept_steps(self) -> list[int]:
+        """[K]: the env step each seed's kept weights are from."""
+        if self.config.keep_weights == "best":
+            return self.best_steps
+        return [self.env_steps] * len(self.seeds)
 
     @property
     def final_returns(self) -> np.ndarray:
@@ -359,6 +377,24 @@ class GradientStepGraph:
         return self.td
 
 
+class Best:
+    """Each seed's best evaluation so far, its env step and a copy of its weights then."""
+
+    def __init__(self, online: BatchedQNetwork) -> None:
+        self.network = online.clone()
+        self.returns = np.full(online.k, -np.inf)
+        self.steps = np.zeros(online.k, dtype=np.int64)
+
+    def update(self, online: BatchedQNetwork, returns: np.ndarray, step: int) -> None:
+        """Keep the weights of the seeds whose `returns` are at least their best so far (a later
+        evaluation wins a tie: its weights had more training to reach the same score)."""
+        better = returns >= self.returns
+        if better.any():
+            self.returns[better], self.steps[better] = returns[better], step
+            rows = torch.from_numpy(better).to(online.params.device)
+            self.network.params[rows] = online.params[rows]
+
+
 def check_finite(online: BatchedQNetwork, td: torch.Tensor, step: int) -> None:
     """Raise Diverged naming the first seed whose TD errors are not finite.
 
@@ -533,6 +569,7 @@ def train(
     )
     eval_steps: list[int] = []
     eval_returns: list[np.ndarray] = []
+    best = Best(online)
     grad_steps, owed, stopped = 0, 0, False
     checked_at: int | None = None  # gradient steps at the last divergence check
     start = time.perf_counter()
@@ -614,6 +651,7 @@ def train(
                     returns = evaluate(online, config.env, config.eval_episodes).mean(1)
                     eval_steps.append(step)
                     eval_returns.append(returns)
+                    best.update(online, returns, step)
                     bar.set_postfix(eval=f"{returns.mean():.1f}", refresh=False)
                     if on_eval is not None and on_eval(step, returns) is False:
                         stopped = True
@@ -634,6 +672,8 @@ def train(
         wall_seconds=time.perf_counter() - start,
         stopped_early=stopped,
         network=online,
+        best_network=best.network,
+        best_steps=best.steps.tolist(),
     )
 
 
@@ -658,7 +698,7 @@ def retrain(
     init_from: str | Path | None = None,
 ) -> Retrained:
     """Train config's `seeds` (consecutive, from config.seed) in one batched run and play
-    `episodes` greedy episodes with each (none when 0). A seed whose training diverges is a failed
+    `episodes` greedy episodes with each seed's kept weights (TrainResult.kept; none when 0). A seed whose training diverges is a failed
     seed, not a failed run: the other seeds of its run train again without it, which gives them
     the weights they would have had anyway on the CPU (a seed trains to the same bits alone or
     anywhere in a batch there; on a GPU the batch size changes the rounding), and it is scored
@@ -689,7 +729,7 @@ def retrain(
                     + (f"; training its run's other {len(group) - 1} seed(s) again" if rest else "")
                 )
             continue
-        parts.append(Retrained(result, play(result.network, config.env, episodes), {}))
+        parts.append(Retrained(result, play(result.kept, config.env, episodes), {}))
     return merge(parts)
 
 
@@ -702,7 +742,8 @@ def diverged_seed(
     episodes: int,
 ) -> Retrained:
     """Seed k of a run that diverged (exc): its network as it was found, its curve until then
-    (the run's `evals`), and the greedy episodes of that network."""
+    (the run's `evals`), and the greedy episodes of that network. Whatever config.keep_weights
+    says, that network is the one kept: a seed that diverged counts as unsolved."""
     network = BatchedQNetwork.gather([(exc.network, k)])
     with np.errstate(all="ignore"):  # non-finite weights
         returns = play(network, config.env, episodes)
@@ -716,6 +757,8 @@ def diverged_seed(
         wall_seconds=seconds,
         stopped_early=True,
         network=network,
+        best_network=network,
+        best_steps=[exc.step],
     )
     return Retrained(result, returns, {exc.seed: exc.step})
 
@@ -743,6 +786,10 @@ def merge(parts: list[Retrained]) -> Retrained:
         wall_seconds=sum(r.wall_seconds for r in runs),
         stopped_early=False,
         network=BatchedQNetwork.gather([(r.network, k) for r in runs for k in range(len(r.seeds))]),
+        best_network=BatchedQNetwork.gather(
+            [(r.best_network, k) for r in runs for k in range(len(r.seeds))]
+        ),
+        best_steps=[step for r in runs for step in r.best_steps],
     )
     returns = np.vstack([p.returns for p in parts])
     return Retrained(result, returns, {s: t for p in parts for s, t in p.diverged.items()})
@@ -756,8 +803,8 @@ def play(network: BatchedQNetwork, env_id: str, episodes: int) -> np.ndarray:
 def save_checkpoints(
     result: TrainResult, out_dir: str | Path, skip: set[int] = frozenset()
 ) -> list[Path]:
-    """One file per seed but those in `skip`, `seed-<seed>.pt`: that seed's weights and the full
-    config."""
+    """One file per seed but those in `skip`, `seed-<seed>.pt`: that seed's kept weights
+    (TrainResult.kept), the env step they are from, and the full config."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -769,7 +816,8 @@ def save_checkpoints(
             {
                 "config": result.config.to_dict(),
                 "seed": seed,
-                "weights": result.network.seed_state(k),
+                "step": result.kept_steps[k],
+                "weights": result.kept.seed_state(k),
             },
             path,
         )

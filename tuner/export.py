@@ -138,6 +138,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--seeds", type=int, default=10, help="fresh seeds to verify on (default 10)")
     p.add_argument("--episodes", type=int, default=100, help="greedy episodes per seed")
+    p.add_argument(
+        "--keep",
+        choices=("final", "best"),
+        default=None,
+        help="the weights each retrained seed is played and saved with: final (the last step's) "
+        "or best (those of its best training evaluation); default: the trial's keep_weights",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument(
         "--jobs",
@@ -177,6 +184,8 @@ class Source:
     """Trials within this fraction of the best score tie with it: --tie, else the study file's."""
     study_file: Path | None = None
     """The study file given (or the default one); None when the study was named by --storage."""
+    keep: str | None = None
+    """--keep: the keep_weights every retrain uses; None keeps each trial's own."""
 
 
 def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
@@ -205,7 +214,7 @@ def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
     tie = args.tie if args.tie is not None else objective.get("tie", spec.tie if spec else TIE)
     out = study_dir(name, spec.path if spec else None)
     tie = read_tie(tie, f"study {name!r}: objective.tie")
-    return study, Source(url, name, how, out, tie, spec.path if spec else None)
+    return study, Source(url, name, how, out, tie, spec.path if spec else None, args.keep)
 
 
 def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[FrozenTrial]:
@@ -346,6 +355,8 @@ class Verified:
             else [round(x, 3) for x in success_interval(self.successes, len(self.seeds))],
             "diverged": {str(seed): step for seed, step in self.diverged.items()},
             "retrain_seconds": round(self.result.wall_seconds, 2),
+            "keep_weights": self.config.keep_weights,
+            "kept_steps": [int(s) for s in self.result.kept_steps],
             # how each fresh seed learned, not only where it ended
             "eval_steps": [int(s) for s in self.result.eval_steps],
             "eval_curve": seed_curves(self.result.eval_returns, len(self.seeds)),
@@ -353,9 +364,11 @@ class Verified:
 
     def table(self) -> str:
         """Per-seed verification lines (Markdown), then the summary lines."""
+        best = self.config.keep_weights == "best"
         lines = [
-            "| seed | mean return | std | worst episode | last training eval |",
-            "|---:|---:|---:|---:|---:|",
+            "| seed | mean return | std | worst episode | last training eval |"
+            + (" weights from step |" if best else ""),
+            "|---:|---:|---:|---:|---:|" + ("---:|" if best else ""),
         ]
         for k, seed in enumerate(self.seeds):
             ep = self.returns[k]
@@ -364,7 +377,10 @@ class Verified:
                 if seed in self.diverged
                 else f"{self.result.eval_returns[-1, k]:.1f}"
             )
-            lines.append(f"| {seed} | {ep.mean():.1f} | {ep.std():.1f} | {ep.min():.0f} | {last} |")
+            line = f"| {seed} | {ep.mean():.1f} | {ep.std():.1f} | {ep.min():.0f} | {last} |"
+            if best:
+                line += " - |" if seed in self.diverged else f" {self.result.kept_steps[k]:,} |"
+            lines.append(line)
         return "\n".join(lines)
 
     def headline(self) -> str:
@@ -413,10 +429,11 @@ def seed_curves(eval_returns: np.ndarray, seeds: int) -> list[list[float | None]
     return [[round(float(r), 2) if np.isfinite(r) else None for r in seed] for seed in returns.T]
 
 
-def trial_config(trial: FrozenTrial, seeds: list[int]) -> DQNConfig:
-    """The trial's own config (the study's budget), trained from the first fresh seed."""
+def trial_config(trial: FrozenTrial, seeds: list[int], keep: str | None = None) -> DQNConfig:
+    """The trial's own config (the study's budget), trained from the first fresh seed, keeping
+    the weights `keep` says (None: as the trial did)."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
-    return config.replace(seed=seeds[0])
+    return config.replace(seed=seeds[0], keep_weights=keep or config.keep_weights)
 
 
 def verify(
@@ -427,7 +444,7 @@ def verify(
     episodes: int,
     source: Source,
 ) -> Verified:
-    config = trial_config(trial, seeds)
+    config = trial_config(trial, seeds, source.keep)
     print(
         f"{label}: trial {trial.number} (study score {trial.value:.1f}), retraining "
         f"{len(seeds)} fresh seeds x {config.total_steps:,} steps, then {episodes} greedy "
@@ -510,7 +527,7 @@ def verify_all(
     jobs = min(workers.jobs, len(chosen) * len(seeds)) if workers else 1
     if jobs <= 1 or device.type != "cpu":
         return [verify(t, lab, seeds, device, episodes, source) for t, lab in zip(chosen, labels)]
-    configs = [trial_config(t, seeds) for t in chosen]
+    configs = [trial_config(t, seeds, source.keep) for t in chosen]
     tasks = [
         (i, configs[i].replace(seed=part[0]), part, episodes)
         for i, part in split([t.user_attrs.get("wall_seconds", 0.0) for t in chosen], seeds, jobs)
@@ -703,7 +720,12 @@ def write_report(
         f"{pruned} pruned. Each exported config was retrained on {len(first.seeds)} seeds no "
         f"trial used ({first.seeds[0]}-{first.seeds[-1]}), {first.config.total_steps:,} env steps "
         f"each, in one batched run on {device.type.upper()}, then evaluated over "
-        f"{first.returns.shape[1]} greedy episodes per seed.",
+        f"{first.returns.shape[1]} greedy episodes per seed"
+        + (
+            ", each seed with the weights of its best training evaluation (keep_weights: best)."
+            if first.config.keep_weights == "best"
+            else "."
+        ),
         "",
     ]
     if advice:

@@ -94,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{result.env_steps:,} env steps and {result.gradient_steps:,} gradient steps per seed in "
         f"{result.wall_seconds:.1f} s ({result.steps_per_second:,.0f} env steps/s over all seeds)"
     )
+    if config.keep_weights == "best":
+        steps = [
+            f"{s:,}" for s, seed in zip(result.kept_steps, result.seeds) if seed not in diverged
+        ]
+        print(
+            "keep_weights: best: each checkpoint holds its seed's weights from its best "
+            f"evaluation (env steps {', '.join(steps)})"
+        )
     print(f"saved checkpoints, curve.csv and curve.png in {out}")
     return 0
 
