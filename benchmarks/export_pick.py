@@ -23,10 +23,11 @@ robust the study cannot tell. This runs `python -m tuner.export` four ways on th
 Then every tie is retrained on H held-out seeds (5,000,000 up: no study, export or other benchmark
 uses them) and played for 100 greedy episodes per seed, once with its final weights and once with
 those of its best evaluation (one training run gives both). That is the ground truth each
-export's best.yaml is judged by (with the weights that export kept), and it is the issue's quality target: the best config, retrained on 5
-fresh seeds, scores >= 475 on all 5. Prints a table and writes JSON, which also keeps the per-seed
-results of every race entry and every full verification, so that a later pooled analysis can
-replay another way of choosing on the same seeds.
+export's best.yaml is judged by (with the weights that export kept), and it is the issue's
+quality target: the best config, retrained on 5 fresh seeds, scores >= 475 on all 5. Prints a
+table and writes JSON, which also keeps the per-seed results of every race entry and every full
+verification, so that a later pooled analysis can replay another way of choosing on the same
+seeds.
 """
 
 from __future__ import annotations

@@ -163,6 +163,7 @@ def main() -> None:
         verified = {
             v["trial"]: v
             for w in data["exports"].values()
+            if w.get("keep_weights", "final") == "final"  # as the held-out truth is judged
             for v in w["verified"]
             if len(v["seeds"]) == 10
         }

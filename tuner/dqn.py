@@ -698,11 +698,11 @@ def retrain(
     init_from: str | Path | None = None,
 ) -> Retrained:
     """Train config's `seeds` (consecutive, from config.seed) in one batched run and play
-    `episodes` greedy episodes with each seed's kept weights (TrainResult.kept; none when 0). A seed whose training diverges is a failed
-    seed, not a failed run: the other seeds of its run train again without it, which gives them
-    the weights they would have had anyway on the CPU (a seed trains to the same bits alone or
-    anywhere in a batch there; on a GPU the batch size changes the rounding), and it is scored
-    by what its diverged network does."""
+    `episodes` greedy episodes with each seed's kept weights (TrainResult.kept; none when 0). A
+    seed whose training diverges is a failed seed, not a failed run: the other seeds of its run
+    train again without it, which gives them the weights they would have had anyway on the CPU (a
+    seed trains to the same bits alone or anywhere in a batch there; on a GPU the batch size
+    changes the rounding), and it is scored by what its diverged network does."""
     assert seeds == list(range(config.seed, config.seed + len(seeds)))
     parts, groups, seen = [], [list(seeds)], []
     while groups:
