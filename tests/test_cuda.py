@@ -15,7 +15,7 @@ import optuna
 import pytest
 import torch
 
-from tests.test_dqn import DEVICE_PATH_MIXES, FAST
+from tests.test_dqn import DEVICE_PATH_MIXES, FAST, LEARNS
 from tests.test_replay import prioritized_for_random_steps, random_steps
 from tuner import dqn
 from tuner.dqn import evaluate, load_checkpoint, save_checkpoints, train
@@ -196,3 +196,19 @@ def test_a_small_device_network_acts_from_a_host_copy_and_a_large_one_on_the_dev
     assert not dqn.acts_on_host(large, rows=1)
     obs = np.random.default_rng(0).normal(size=(2, 100, 4)).astype(np.float32)
     assert np.array_equal(small.host_copy().greedy(obs), small.greedy(obs))
+
+
+def test_the_best_evaluations_weights_are_kept_on_the_device_and_saved_from_there(tmp_path):
+    """keep_weights: best copies a seed's rows on the device at each evaluation that matches or
+    beats its best; the checkpoint holds those rows, and the step they are from."""
+    trained = train(LEARNS.replace(keep_weights="best"), seeds=3, device=DEVICE)
+    assert trained.best_network.params.device.type == torch.device(DEVICE).type
+    curves = trained.eval_returns.T
+    latest = [max(i for i, r in enumerate(c) if r == c.max()) for c in curves]
+    assert trained.best_steps == [trained.eval_steps[i] for i in latest]
+    paths = save_checkpoints(trained, tmp_path)
+    for k, path in enumerate(paths):
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        assert data["step"] == trained.best_steps[k]
+        kept = trained.best_network.weights[0][k].cpu()
+        assert torch.equal(data["weights"]["layers.0.weight"], kept)

@@ -736,8 +736,8 @@ def test_a_diverged_seed_never_counts_as_solved_and_ranks_its_config_below_any_w
     def verified(per_seed: list[float], diverged: dict[int, int]) -> Verified:
         returns = np.repeat(np.array(per_seed)[:, None], 5, axis=1)
         # what summary() reads of the training run
-        run = SimpleNamespace(wall_seconds=1.0, eval_steps=[], eval_returns=[])
-        return Verified(trial, "x", None, [7, 8, 9], returns, 475.0, "min", run, diverged)
+        run = SimpleNamespace(wall_seconds=1.0, eval_steps=[], eval_returns=[], kept_steps=[0] * 3)
+        return Verified(trial, "x", DQNConfig(), [7, 8, 9], returns, 475.0, "min", run, diverged)
 
     lucky = verified([500.0, 500.0, 500.0], {8: 1234})
     assert lucky.successes == 2 and lucky.solved == "2/3 (1 diverged)"
