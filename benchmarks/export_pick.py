@@ -4,7 +4,8 @@
     python benchmarks/export_pick.py --storage sqlite:////tmp/s/cartpole.db   # ~12 min on 2 cores
 
 A default CartPole study often ends with a dozen or more trials tied at 500, and which of them is
-robust the study cannot tell. This runs `python -m tuner.export` four ways on the same study:
+robust the study cannot tell. This runs `python -m tuner.export` up to six ways on the same
+study:
 
 - race: the shipped defaults (every tie raced on 3 fresh seeds, the best 3 verified on 10, and
   when none of those solves all 10, up to 3 more from the race as reserves until one does);
@@ -18,6 +19,9 @@ robust the study cannot tell. This runs `python -m tuner.export` four ways on th
   with the weights of its best training evaluation rather than its last step's, as
   Stable-Baselines3's EvalCallback keeps a best model. Does that save the seeds that learned the
   task and lost it before the end?
+- race, keep final: the same with `--keep final`, for studies whose trials keep their best
+  evaluation's weights (the shipped `studies/cartpole.yaml` since 2026-12-06): there "race"
+  already keeps best, and this is the way to compare it with.
 `--ways` runs some of them only.
 
 Then every tie is retrained on H held-out seeds (5,000,000 up: no study, export or other benchmark
@@ -69,6 +73,7 @@ WAYS = {
     "first 3": ["--contenders", "3", "--race-seeds", "0"],
     "race, 20 seeds": ["--seeds", "20"],
     "race, keep best": ["--keep", "best"],
+    "race, keep final": ["--keep", "final"],
 }
 
 
