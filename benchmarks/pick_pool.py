@@ -9,8 +9,10 @@ pooled over every run, this says how often each way met the target against that 
 robust the ties are by their place in the study's order and in the race, how often a pick that
 solved all of the export's own 10 seeds then solved all 5 held-out ones, and how both depend on
 how many ties a study ended with (tuner.study.FEW_TIES, the count below which tuner.run and
-tuner.export advise a new study, comes from that table). Prints tables and writes
-benchmarks/results/pick_pool.json.
+tuner.export advise a new study, comes from that table). All of that judges ties and picks by
+their final weights, the one truth every run recorded; the runs that also played each held-out
+seed with its best evaluation's weights (export_pick since 2026-12-06) are then compared both ways
+on the same studies. Prints tables and writes benchmarks/results/pick_pool.json.
 """
 
 from __future__ import annotations
@@ -47,6 +49,40 @@ def quartile(place: int, n: int) -> int:
     return min(4 * (place - 1) // n, 3)
 
 
+def final_weights(exports: dict) -> dict:
+    """The export ways that played final weights, under the names the pooled tables use: a study
+    whose trials keep their best evaluation's weights (the shipped study since 2026-12-06) ran
+    its final-weights race as "race, keep final" (which keeps no race order: by_race skips it).
+    Files written before keep_weights existed all played final weights."""
+    final = {w: e for w, e in exports.items() if e.get("keep_weights", "final") == "final"}
+    if "race, keep final" in final:
+        final["race"] = final.pop("race, keep final")
+    return final
+
+
+def weights_compared(paths: list[Path]) -> dict:
+    """On the runs that judged every tie both ways and exported both ways: robust ties and the
+    race's pick with final weights against those with each seed's best evaluation's weights."""
+    both = {"studies": 0, "ties": 0, "robust_final": 0, "robust_best": 0}
+    both.update(met_final=0, met_best=0, with_robust_final=0, with_robust_best=0)
+    for path in paths:
+        data = json.loads(path.read_text())
+        ways = {e.get("keep_weights", "final"): e for w, e in data["exports"].items()}
+        if "ties_keep_best" not in data or set(ways) != {"final", "best"}:
+            continue
+        final = [all(m >= SOLVED for m in v) for v in data["ties"].values()]
+        best = [all(m >= SOLVED for m in v) for v in data["ties_keep_best"].values()]
+        both["studies"] += 1
+        both["ties"] += len(final)
+        both["robust_final"] += sum(final)
+        both["robust_best"] += sum(best)
+        both["with_robust_final"] += any(final)
+        both["with_robust_best"] += any(best)
+        both["met_final"] += bool(ways["final"]["target_met"])
+        both["met_best"] += bool(ways["best"]["target_met"])
+    return both
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks/results")
@@ -57,7 +93,7 @@ def main() -> None:
     for path in sorted(args.results.glob("export_pick_*.json")):
         data = json.loads(path.read_text())
         ties = {int(t): all(m >= SOLVED for m in means) for t, means in data["ties"].items()}
-        runs.append((path.name, ties, data["exports"]))
+        runs.append((path.name, ties, final_weights(data["exports"])))
 
     ways = ["race", "first 3", "race, 20 seeds"]
     met = {w: [0, 0] for w in ways}
@@ -142,6 +178,19 @@ def main() -> None:
     for key in [k for k in order if k in groups]:
         n, robust, met_ = groups[key]
         print(f"  {key:<11} {n:>7}  {rate(robust, n):<28} {rate(met_, n)}")
+    compared = weights_compared(sorted(args.results.glob("export_pick_*.json")))
+    if compared["studies"]:
+        c = compared
+        print(
+            f"\nfinal weights against each seed's best evaluation's, on the {c['studies']} studies "
+            "exported both ways:\n"
+            f"  robust ties: {rate(c['robust_final'], c['ties'])} final, "
+            f"{rate(c['robust_best'], c['ties'])} best\n"
+            f"  studies with a robust tie: {c['with_robust_final']} final, "
+            f"{c['with_robust_best']} best\n"
+            f"  race's pick met the target: {rate(c['met_final'], c['studies'])} final, "
+            f"{rate(c['met_best'], c['studies'])} best"
+        )
     args.out.write_text(
         json.dumps(
             {
@@ -156,6 +205,7 @@ def main() -> None:
                     k: dict(zip(("studies", "with_a_robust_tie", "race_met"), v))
                     for k, v in groups.items()
                 },
+                "final_against_best_weights": compared,
             },
             indent=2,
         )
