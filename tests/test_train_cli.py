@@ -76,6 +76,32 @@ def test_train_writes_checkpoints_curve_and_plot(tmp_path):
     assert warm.returncode == 0, warm.stderr
 
 
+def test_keep_best_says_where_each_checkpoints_weights_are_from(tmp_path):
+    """With keep_weights: best the command names, per seed, the env step of the evaluation its
+    checkpoint's weights come from: the latest step with that seed's best return in curve.csv,
+    and the step saved in the checkpoint."""
+    # seed 3 peaks at env step 300 (172 over 2 episodes) and ends at 9.5: its checkpoint is not
+    # its last step's
+    config = TINY.replace(
+        keep_weights="best", total_steps=600, eval_every=100, learning_rate=3e-3, seed=2
+    )
+    save_config(config, tmp_path / "best.yaml")
+    out = tmp_path / "out"
+    done = run(str(tmp_path / "best.yaml"), "--seeds", "2", "--device", "cpu", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = [
+        [float(x) for x in r] for r in csv.reader((out / "curve.csv").read_text().splitlines()[1:])
+    ]
+    steps = []
+    for column, seed in ((1, 2), (2, 3)):
+        best = max(r[column] for r in rows)
+        steps.append(int(max(r[0] for r in rows if r[column] == best)))
+        assert torch.load(out / f"seed-{seed}.pt", weights_only=True)["step"] == steps[-1]
+    assert min(steps) < 600
+    said = f"best evaluation (env steps {steps[0]:,}, {steps[1]:,})"
+    assert said in done.stdout
+
+
 def test_a_seed_that_diverges_is_reported_and_the_other_seeds_keep_their_results(tmp_path):
     """Unstable's observations overflow the network on seeds 1,000,002 and 1,000,003 (MSE, so the
     updates turn non-finite at env step 133): the run goes on without them, their rows say where
