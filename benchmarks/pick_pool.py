@@ -60,14 +60,13 @@ def final_weights(exports: dict) -> dict:
     return final
 
 
-def weights_compared(paths: list[Path]) -> dict:
+def weights_compared(files: list[dict]) -> dict:
     """On the runs that judged every tie both ways and exported both ways: robust ties and the
     race's pick with final weights against those with each seed's best evaluation's weights."""
-    both = {"studies": 0, "ties": 0, "robust_final": 0, "robust_best": 0}
-    both.update(met_final=0, met_best=0, with_robust_final=0, with_robust_best=0)
-    for path in paths:
-        data = json.loads(path.read_text())
-        ways = {e.get("keep_weights", "final"): e for w, e in data["exports"].items()}
+    keys = ("studies", "ties", "robust_final", "robust_best", "with_robust_final")
+    both = dict.fromkeys((*keys, "with_robust_best", "met_final", "met_best"), 0)
+    for data in files:
+        ways = {e.get("keep_weights", "final"): e for e in data["exports"].values()}
         if "ties_keep_best" not in data or set(ways) != {"final", "best"}:
             continue
         final = [all(m >= SOLVED for m in v) for v in data["ties"].values()]
@@ -89,9 +88,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pick_pool.json")
     args = p.parse_args()
 
-    runs = []
+    runs, files = [], []
     for path in sorted(args.results.glob("export_pick_*.json")):
         data = json.loads(path.read_text())
+        files.append(data)
         ties = {int(t): all(m >= SOLVED for m in means) for t, means in data["ties"].items()}
         runs.append((path.name, ties, final_weights(data["exports"])))
 
@@ -178,7 +178,7 @@ def main() -> None:
     for key in [k for k in order if k in groups]:
         n, robust, met_ = groups[key]
         print(f"  {key:<11} {n:>7}  {rate(robust, n):<28} {rate(met_, n)}")
-    compared = weights_compared(sorted(args.results.glob("export_pick_*.json")))
+    compared = weights_compared(files)
     if compared["studies"]:
         c = compared
         print(
