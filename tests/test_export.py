@@ -187,6 +187,25 @@ def test_keep_best_plays_and_saves_each_seeds_weights_from_its_best_evaluation(c
     assert summary["keep_weights"] == "final" and set(summary["kept_steps"]) == {1500}
 
 
+def test_steps_retrains_longer_than_the_trial_and_says_so(copy):
+    trial = max(
+        (t for t in load(copy).get_trials() if t.state == TrialState.COMPLETE),
+        key=lambda t: t.value,
+    )
+    out = copy / "longer"
+    args = ["--study", str(copy / "tiny.yaml"), "--trial", str(trial.number), "--seeds", "2"]
+    done = export(*args, "--steps", "2500", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "2 fresh seeds x 2,500 steps" in done.stdout
+    summary = json.loads((out / f"trial-{trial.number}" / "verification.json").read_text())
+    assert summary["eval_steps"] == [500, 1000, 1500, 2000, 2500]
+    # the config written trains as long, so tuner.train reproduces the export
+    config = load_config(out / f"trial-{trial.number}.yaml")
+    assert config.total_steps == 2500 and trial.user_attrs["config"]["total_steps"] == 1500
+    report = (out / "report.md").read_text()
+    assert "2,500 env steps each (--steps; the trial trained 1,500)" in report
+
+
 def test_top_k_and_a_chosen_trial(copy):
     done = export("--study", str(copy / "tiny.yaml"), "--top", "2", "--seeds", "2")
     assert done.returncode == 0, done.stderr
@@ -569,6 +588,7 @@ def bad_cases(root: Path) -> list[tuple[list[str], str]]:
         ),
         (["--study", study, "--seeds", "0"], "must be at least 1"),
         (["--study", study, "--race-seeds", "-1"], "must be 0 (none) or more"),
+        (["--study", study, "--steps", "0"], "--steps=0 must be at least 1"),
         (["--study", study, "--reserves", "-1"], "--reserves=-1 must be 0 (none) or more"),
         (["--study", study, "--device", "tpu"], "unknown device 'tpu'"),
         (["--study", study, "--tie", "1.5"], "--tie=1.5 must be a number in [0, 1)"),

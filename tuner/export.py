@@ -145,6 +145,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the weights each retrained seed is played and saved with: final (the last step's) "
         "or best (those of its best training evaluation); default: the trial's keep_weights",
     )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="env steps each retrained seed trains (default: the study's budget, what its trials "
+        "trained); more gives a config that learns slowly on some seeds the time to",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument(
         "--jobs",
@@ -163,6 +170,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, name) < 0:
             flag = "--" + name.replace("_", "-")
             raise TunerError(f"{flag}={getattr(args, name)} must be 0 (none) or more")
+    if args.steps is not None and args.steps < 1:
+        raise TunerError(f"--steps={args.steps} must be at least 1")
     if args.trial is not None and args.top != 1:
         raise TunerError("give --trial N or --top K, not both")
     if args.study is not None and args.storage is not None:
@@ -186,6 +195,8 @@ class Source:
     """The study file given (or the default one); None when the study was named by --storage."""
     keep: str | None = None
     """--keep: the keep_weights every retrain uses; None keeps each trial's own."""
+    steps: int | None = None
+    """--steps: the env steps per seed every retrain trains; None: each trial's own budget."""
 
 
 def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
@@ -214,7 +225,8 @@ def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
     tie = args.tie if args.tie is not None else objective.get("tie", spec.tie if spec else TIE)
     out = study_dir(name, spec.path if spec else None)
     tie = read_tie(tie, f"study {name!r}: objective.tie")
-    return study, Source(url, name, how, out, tie, spec.path if spec else None, args.keep)
+    study_file = spec.path if spec else None
+    return study, Source(url, name, how, out, tie, study_file, args.keep, args.steps)
 
 
 def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[FrozenTrial]:
@@ -429,11 +441,16 @@ def seed_curves(eval_returns: np.ndarray, seeds: int) -> list[list[float | None]
     return [[round(float(r), 2) if np.isfinite(r) else None for r in seed] for seed in returns.T]
 
 
-def trial_config(trial: FrozenTrial, seeds: list[int], keep: str | None = None) -> DQNConfig:
-    """The trial's own config (the study's budget), trained from the first fresh seed, keeping
-    the weights `keep` says (None: as the trial did)."""
+def trial_config(trial: FrozenTrial, seeds: list[int], source: Source) -> DQNConfig:
+    """The trial's own config, trained from the first fresh seed for the steps and keeping the
+    weights `source` says (--steps and --keep; without them, as the trial did)."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
-    return config.replace(seed=seeds[0], keep_weights=keep or config.keep_weights)
+    return config.replace(
+        source="--steps" if source.steps else "--keep",
+        seed=seeds[0],
+        keep_weights=source.keep or config.keep_weights,
+        total_steps=source.steps or config.total_steps,
+    )
 
 
 def verify(
@@ -444,7 +461,7 @@ def verify(
     episodes: int,
     source: Source,
 ) -> Verified:
-    config = trial_config(trial, seeds, source.keep)
+    config = trial_config(trial, seeds, source)
     print(
         f"{label}: trial {trial.number} (study score {trial.value:.1f}), retraining "
         f"{len(seeds)} fresh seeds x {config.total_steps:,} steps, then {episodes} greedy "
@@ -527,7 +544,7 @@ def verify_all(
     jobs = min(workers.jobs, len(chosen) * len(seeds)) if workers else 1
     if jobs <= 1 or device.type != "cpu":
         return [verify(t, lab, seeds, device, episodes, source) for t, lab in zip(chosen, labels)]
-    configs = [trial_config(t, seeds, source.keep) for t in chosen]
+    configs = [trial_config(t, seeds, source) for t in chosen]
     tasks = [
         (i, configs[i].replace(seed=part[0]), part, episodes)
         for i, part in split([t.user_attrs.get("wall_seconds", 0.0) for t in chosen], seeds, jobs)
@@ -688,6 +705,14 @@ def write_outputs(v: Verified, out: Path) -> None:
     (folder / "verification.json").write_text(json.dumps(v.summary(), indent=2) + "\n")
 
 
+def longer(v: Verified) -> str:
+    """What the report says when the export trained another budget than the trial (--steps)."""
+    trained = v.trial.user_attrs["config"]["total_steps"]
+    if v.config.total_steps == trained:
+        return ""
+    return f" (--steps; the trial trained {trained:,})"
+
+
 def write_report(
     study: optuna.Study,
     source: Source,
@@ -719,7 +744,7 @@ def write_report(
         f"Study `{study.study_name}` in `{source.url}`: {len(trials)} trials, {complete} complete, "
         f"{pruned} pruned. Each exported config was retrained on {len(first.seeds)} seeds no "
         f"trial used ({first.seeds[0]}-{first.seeds[-1]}), {first.config.total_steps:,} env steps "
-        f"each, in one batched run on {device.type.upper()}, then evaluated over "
+        f"each{longer(first)}, in one batched run on {device.type.upper()}, then evaluated over "
         f"{first.returns.shape[1]} greedy episodes per seed"
         + (
             ", each seed with the weights of its best training evaluation (keep_weights: best)."
