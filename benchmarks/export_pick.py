@@ -22,11 +22,16 @@ study:
 - race, keep final: the same with `--keep final`, for studies whose trials keep their best
   evaluation's weights (the shipped `studies/cartpole.yaml` since 2026-12-06): there "race"
   already keeps best, and this is the way to compare it with.
-`--ways` runs some of them only.
+`--ways` runs some of them only. With `--longer N`, one way more:
+- race, N steps: the defaults with `--steps N`: every retrained seed trains N env steps rather
+  than the study's budget. Of the held-out runs that fail with the weights of their best
+  evaluation, most are still climbing at the last one (a slow learner, not a broken config):
+  does a longer retrain let them finish?
 
 Then every tie is retrained on H held-out seeds (5,000,000 up: no study, export or other benchmark
 uses them) and played for 100 greedy episodes per seed, once with its final weights and once with
-those of its best evaluation (one training run gives both). That is the ground truth each
+those of its best evaluation (one training run gives both), and with `--longer N` once more for
+N steps. That is the ground truth each
 export's best.yaml is judged by (with the weights that export kept), and it is the issue's
 quality target: the best config, retrained on 5 fresh seeds, scores >= 475 on all 5. Prints a
 table and writes JSON, which also keeps the per-seed results of every race entry and every full
@@ -114,18 +119,84 @@ def read_export(out: Path, extra: list[str], wall: float, stdout: str) -> dict:
     }
 
 
-def held_out(trial: optuna.trial.FrozenTrial, seeds: int, episodes: int) -> dict:
+def held_out(
+    trial: optuna.trial.FrozenTrial, seeds: int, episodes: int, steps: int | None = None
+) -> dict:
     """Each held-out seed's greedy mean with its final weights ("final") and with those of its
     best evaluation ("best", from env step "best_steps"), and its learning curve ("curve":
-    [seed][evaluation])."""
+    [seed][evaluation]); trained for `steps` env steps (None: the trial's own)."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
-    result = train(config.replace(seed=HELD_OUT), seeds=seeds, device="cpu")
+    steps = steps or config.total_steps
+    result = train(config.replace(seed=HELD_OUT, total_steps=steps), seeds=seeds, device="cpu")
     return {
         "final": evaluate(result.network, config.env, episodes).mean(1),
         "best": evaluate(result.best_network, config.env, episodes).mean(1),
         "best_steps": result.best_steps,
         "curve": seed_curves(result.eval_returns, seeds),
     }
+
+
+def longer_way(steps: int | None) -> str:
+    return f"race, {steps:,} steps" if steps else ""
+
+
+def held_out_all(
+    ties: list[optuna.trial.FrozenTrial], seeds: int, episodes: int, steps: int | None = None
+) -> dict[int, dict]:
+    """held_out() for every tie, by trial number, with a line of progress each."""
+    long = f", {steps:,} steps each" if steps else ""
+    print(f"retraining all {len(ties)} ties on {seeds} held-out seeds ({HELD_OUT} up){long}")
+    kept = {}
+    for i, trial in enumerate(ties):
+        start = time.perf_counter()
+        done = kept[trial.number] = held_out(trial, seeds, episodes, steps)
+        returns, best = done["final"], done["best"]
+        print(
+            f"  {i + 1}/{len(ties)} trial {trial.number}: {(returns >= SOLVED).sum()}/"
+            f"{seeds} solved, min {returns.min():.1f}; with its best evaluation's weights "
+            f"{(best >= SOLVED).sum()}/{seeds}, min {best.min():.1f} "
+            f"({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
+    return kept
+
+
+def longer_lines(
+    ties: list[optuna.trial.FrozenTrial],
+    kept: dict[int, dict],
+    longer: dict[int, dict],
+    steps: int,
+    seeds: int,
+    solving: int,
+) -> str:
+    """The ties again, each retrained for `steps`, beside the study's budget (both with the
+    weights of each seed's best evaluation), and how many held-out runs that changed."""
+    rows = [
+        f"retrained for {steps:,} steps, with the weights of each seed's best evaluation: "
+        f"{solving} of {len(ties)} ties solve all {seeds} held-out seeds",
+        "",
+        "| trial | held-out per-seed means, study's budget | solved | the same, "
+        f"{steps:,} steps | solved | kept from step |",
+        "|---:|---|---:|---|---:|---|",
+    ]
+    saved = lost = 0
+    for trial in ties:
+        short, long = kept[trial.number]["best"], longer[trial.number]["best"]
+        saved += int(((short < SOLVED) & (long >= SOLVED)).sum())
+        lost += int(((short >= SOLVED) & (long < SOLVED)).sum())
+        rows.append(
+            f"| {trial.number} | {', '.join(f'{x:.0f}' for x in short)} | "
+            f"{(short >= SOLVED).sum()}/{seeds} | {', '.join(f'{x:.0f}' for x in long)} | "
+            f"{(long >= SOLVED).sum()}/{seeds} | "
+            f"{', '.join(str(x) for x in longer[trial.number]['best_steps'])} |"
+        )
+    rows += [
+        "",
+        f"held-out runs that solve only with the longer retrain: {saved}; only with the "
+        f"study's budget: {lost}",
+        "",
+    ]
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -142,6 +213,13 @@ def main() -> None:
         default=list(WAYS),
         help="ways to run (default all)",
     )
+    p.add_argument(
+        "--longer",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also export with --steps N, and retrain every tie on the held-out seeds for N steps",
+    )
     args = p.parse_args()
     if "race" not in args.ways:
         p.error("--ways must include race (the others are compared with it)")
@@ -149,11 +227,12 @@ def main() -> None:
     ties = contenders(study, 20)  # what the export considers by default
     print(f"{len(ties)} trials tie at the best score; trying each way of exporting", flush=True)
 
+    chosen = {way: extra for way, extra in WAYS.items() if way in args.ways}
+    if args.longer:
+        chosen[longer_way(args.longer)] = ["--steps", str(args.longer)]
     ways = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for way, extra in WAYS.items():
-            if way not in args.ways:
-                continue
+        for way, extra in chosen.items():
             if extra == ["--reserves", "0"] and not ways["race"]["reserves_verified"]:
                 print(f"{way}: the same run as race, which verified no reserve", flush=True)
                 ways[way] = {**ways["race"], "args": extra, "same_run_as": "race"}
@@ -166,21 +245,10 @@ def main() -> None:
                 ways[way]["race_order"] = [r["trial"] for r in raced]
                 ways[way]["race"] = [{k: r[k] for k in KEPT} for r in raced]
 
-    print(f"retraining all {len(ties)} ties on {args.seeds} held-out seeds ({HELD_OUT} up)")
-    truth, kept, curves = {}, {}, {}
-    for i, trial in enumerate(ties):
-        start = time.perf_counter()
-        done = held_out(trial, args.seeds, args.episodes)
-        truth[trial.number], kept[trial.number] = done["final"], done
-        curves[trial.number] = done["curve"]
-        returns, best = done["final"], done["best"]
-        print(
-            f"  {i + 1}/{len(ties)} trial {trial.number}: {(returns >= SOLVED).sum()}/"
-            f"{args.seeds} solved, min {returns.min():.1f}; with its best evaluation's weights "
-            f"{(best >= SOLVED).sum()}/{args.seeds}, min {best.min():.1f} "
-            f"({time.perf_counter() - start:.0f} s)",
-            flush=True,
-        )
+    kept = held_out_all(ties, args.seeds, args.episodes)
+    truth = {n: k["final"] for n, k in kept.items()}
+    curves = {n: k["curve"] for n, k in kept.items()}
+    longer = held_out_all(ties, args.seeds, args.episodes, args.longer) if args.longer else {}
 
     race_order = ways["race"]["race_order"]
     lines = [
@@ -207,13 +275,19 @@ def main() -> None:
         f"(picking one at random meets the target with chance {robust / len(ties):.2f}); "
         f"{robust_best} with the weights of each seed's best evaluation",
         "",
+    ]
+    if longer:
+        solving = sum(bool((k["best"] >= SOLVED).all()) for k in longer.values())
+        lines.append(longer_lines(ties, kept, longer, args.longer, args.seeds, solving))
+    lines += [
         "| export | wall (min) | best.yaml | weights kept | export's own seeds solved | "
         "held-out solved | held-out min | target met |",
         "|---|---:|---:|---|---:|---:|---:|---|",
     ]
     for way, w in ways.items():
-        # judged with the weights that export kept
-        r = truth[w["trial"]] if w["keep_weights"] == "final" else kept[w["trial"]]["best"]
+        # judged with the weights that export kept, trained as long as that export trained
+        runs = longer if way == longer_way(args.longer) else kept
+        r = runs[w["trial"]]["final" if w["keep_weights"] == "final" else "best"]
         w["held_out_means"] = r.round(2).tolist()
         w["target_met"] = bool((r >= SOLVED).all())
         lines.append(
@@ -241,6 +315,17 @@ def main() -> None:
                 "ties_study_curves": {t.number: t.user_attrs.get("curve") for t in ties},
                 "ties_solving_all": robust,
                 "exports": ways,
+                # with --longer: every tie retrained on the same held-out seeds for more steps
+                "longer": {
+                    "steps": args.longer,
+                    "ties": {n: k["final"].round(2).tolist() for n, k in longer.items()},
+                    "ties_keep_best": {n: k["best"].round(2).tolist() for n, k in longer.items()},
+                    "ties_keep_best_steps": {n: k["best_steps"] for n, k in longer.items()},
+                    "ties_held_out_curves": {n: k["curve"] for n, k in longer.items()},
+                    "ties_solving_all_keep_best": solving,
+                }
+                if longer
+                else None,
             },
             indent=2,
         )
