@@ -22,7 +22,7 @@ import optuna
 from export_pick import HELD_OUT, SOLVED, held_out  # this script's folder is on sys.path
 
 from tuner.export import contenders
-from tuner.study import TIE, recorded_objective, ties_with
+from tuner.study import TIE, recorded, ties_with
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
-    tie = recorded_objective(study).get("tie", TIE)
+    tie = recorded(study, "objective").get("tie", TIE)
     ties = {t.number for t in contenders(study, tie=tie)}
     wide = contenders(study, tie=args.within)
     best = wide[0].value

@@ -30,7 +30,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from tuner.study import TIE, recorded_objective
+from tuner.study import TIE, recorded
 
 SIGNALS = {"min": np.min, "mean": np.mean, "median": np.median}
 
@@ -110,7 +110,7 @@ def main() -> None:
     print(f"{len(trials)} complete trials replayed; the study itself pruned {n_pruned}")
     order = sorted(trials, key=lambda t: -t.value)
     place = {t.number: i + 1 for i, t in enumerate(order)}
-    tie = recorded_objective(study).get("tie", TIE)  # the study file's, as tuner.export reads it
+    tie = recorded(study, "objective").get("tie", TIE)  # the study file's, as tuner.export reads it
     best = order[0].value
     ties = {t.number for t in trials if t.value >= best - tie * abs(best)}
     robust = None

@@ -206,6 +206,33 @@ def test_steps_retrains_longer_than_the_trial_and_says_so(copy):
     assert "2,500 env steps each (--steps; the trial trained 1,500)" in report
 
 
+def test_the_study_files_export_steps_is_the_default_and_steps_overrides_it(copy):
+    study = load(copy)
+    trial = next(t for t in study.get_trials() if t.state == TrialState.COMPLETE)
+    # as a study created from a file with budget.export_steps records it
+    recorded = TINY.replace("eval_episodes: 2}", "eval_episodes: 2, export_steps: 2000}")
+    study.set_user_attr("study_file", recorded)
+    url = ["--storage", f"sqlite:///{copy / 'tiny.db'}", "--study-name", "tiny"]
+    args = [*url, "--trial", str(trial.number), "--seeds", "2", "--episodes", "5"]
+    done = export(*args, "--out", str(copy / "file"))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(
+        (copy / "file" / f"trial-{trial.number}" / "verification.json").read_text()
+    )
+    assert summary["eval_steps"][-1] == 2000
+    assert (
+        "(the study file's budget.export_steps; the trial trained 1,500)"
+        in (copy / "file" / "report.md").read_text()
+    )
+    done = export(*args, "--steps", "1500", "--out", str(copy / "flag"))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(
+        (copy / "flag" / f"trial-{trial.number}" / "verification.json").read_text()
+    )
+    assert summary["eval_steps"][-1] == 1500
+    assert "env steps each, in one batched run" in (copy / "flag" / "report.md").read_text()
+
+
 def test_top_k_and_a_chosen_trial(copy):
     done = export("--study", str(copy / "tiny.yaml"), "--top", "2", "--seeds", "2")
     assert done.returncode == 0, done.stderr

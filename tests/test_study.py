@@ -370,6 +370,10 @@ BAD = [
         "objective.tie=1.5 must be a number in [0, 1)",
     ),
     (TINY.replace("last: 1}", "last: 1, tie: wide}"), "objective.tie='wide' must be a number"),
+    (
+        TINY.replace("eval_episodes: 2}", "eval_episodes: 2, export_steps: 0}"),
+        "budget.export_steps=0 must be a whole number >= 1",
+    ),
     ("env: CartPole-v1\nbudget: [1]\nspace: {gamma: 0.9}\n", "'budget' must be a mapping"),
     ("env: CartPole-v1\nspace: {gamma: [0.9\n", "not valid YAML"),
 ]

@@ -44,7 +44,7 @@ from tuner.study import (
     percent,
     rank,
     read_tie,
-    recorded_objective,
+    recorded,
     study_dir,
 )
 
@@ -149,8 +149,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--steps",
         type=int,
         default=None,
-        help="env steps each retrained seed trains (default: the study's budget, what its trials "
-        "trained); more gives a config that learns slowly on some seeds the time to",
+        help="env steps each retrained seed trains (default: the study file's "
+        "budget.export_steps, else what its trials trained); more gives a config that learns "
+        "slowly on some seeds the time to",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument(
@@ -196,7 +197,10 @@ class Source:
     keep: str | None = None
     """--keep: the keep_weights every retrain uses; None keeps each trial's own."""
     steps: int | None = None
-    """--steps: the env steps per seed every retrain trains; None: each trial's own budget."""
+    """The env steps per seed every retrain trains (--steps, else the study file's
+    budget.export_steps); None: each trial's own budget."""
+    steps_from: str = "--steps"
+    """Where `steps` came from, as the report and errors name it."""
 
 
 def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
@@ -220,13 +224,18 @@ def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
             f"no study named {name!r} in {url}; it holds: {', '.join(names) or 'none'}"
         )
     study = optuna.load_study(study_name=name, storage=storage)
-    objective = recorded_objective(study)
+    objective = recorded(study, "objective")
     how = objective.get("aggregate") or (spec.aggregate if spec else "iqm")
     tie = args.tie if args.tie is not None else objective.get("tie", spec.tie if spec else TIE)
     out = study_dir(name, spec.path if spec else None)
     tie = read_tie(tie, f"study {name!r}: objective.tie")
     study_file = spec.path if spec else None
-    return study, Source(url, name, how, out, tie, study_file, args.keep, args.steps)
+    steps, steps_from = args.steps, "--steps"
+    if steps is None:
+        budget = recorded(study, "budget")
+        steps = budget.get("export_steps") or (spec.export_steps if spec else None)
+        steps_from = "the study file's budget.export_steps"
+    return study, Source(url, name, how, out, tie, study_file, args.keep, steps, steps_from)
 
 
 def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[FrozenTrial]:
@@ -446,7 +455,7 @@ def trial_config(trial: FrozenTrial, seeds: list[int], source: Source) -> DQNCon
     weights `source` says (--steps and --keep; without them, as the trial did)."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
     return config.replace(
-        source="--steps" if source.steps else "--keep",
+        source=source.steps_from if source.steps else "--keep",
         seed=seeds[0],
         keep_weights=source.keep or config.keep_weights,
         total_steps=source.steps or config.total_steps,
@@ -705,12 +714,12 @@ def write_outputs(v: Verified, out: Path) -> None:
     (folder / "verification.json").write_text(json.dumps(v.summary(), indent=2) + "\n")
 
 
-def longer(v: Verified) -> str:
-    """What the report says when the export trained another budget than the trial (--steps)."""
+def longer(v: Verified, source: Source) -> str:
+    """What the report says when the export trained another budget than the trial did."""
     trained = v.trial.user_attrs["config"]["total_steps"]
     if v.config.total_steps == trained:
         return ""
-    return f" (--steps; the trial trained {trained:,})"
+    return f" ({source.steps_from}; the trial trained {trained:,})"
 
 
 def write_report(
@@ -744,7 +753,7 @@ def write_report(
         f"Study `{study.study_name}` in `{source.url}`: {len(trials)} trials, {complete} complete, "
         f"{pruned} pruned. Each exported config was retrained on {len(first.seeds)} seeds no "
         f"trial used ({first.seeds[0]}-{first.seeds[-1]}), {first.config.total_steps:,} env steps "
-        f"each{longer(first)}, in one batched run on {device.type.upper()}, then evaluated over "
+        f"each{longer(first, source)}, in one batched run on {device.type.upper()}, then evaluated over "
         f"{first.returns.shape[1]} greedy episodes per seed"
         + (
             ", each seed with the weights of its best training evaluation (keep_weights: best)."

@@ -88,6 +88,9 @@ class StudySpec:
     pruner_options: dict[str, Any] = field(default_factory=dict)
     tie: float = TIE
     """Trials within this fraction of the best score tie with it (see TIE)."""
+    export_steps: int | None = None
+    """Env steps per seed when tuner.export retrains a trial's config (None: `steps`, what the
+    trials trained)."""
 
     @property
     def name(self) -> str:
@@ -153,8 +156,11 @@ def load_study_spec(path: str | Path) -> StudySpec:
             raise TunerError(f"{src}: missing {key!r}; see studies/cartpole.yaml for an example")
 
     budget = _mapping(data, "budget", src)
-    _only(budget, ("steps", "eval_every", "eval_episodes"), f"{src}: budget")
+    _only(budget, ("steps", "eval_every", "eval_episodes", "export_steps"), f"{src}: budget")
     steps = _whole(budget.get("steps"), f"{src}: budget.steps")
+    export_steps = budget.get("export_steps")
+    if export_steps is not None:
+        export_steps = _whole(export_steps, f"{src}: budget.export_steps")
     eval_every = _whole(budget.get("eval_every", max(1, steps // 5)), f"{src}: budget.eval_every")
     eval_episodes = _whole(budget.get("eval_episodes", 5), f"{src}: budget.eval_episodes")
     seeds = _whole(data.get("seeds", 3), f"{src}: seeds")
@@ -188,6 +194,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
         last_evals=last,
         confirm=confirm,
         tie=tie,
+        export_steps=export_steps,
         base=base,
         space=space,
         enqueue=[],
@@ -223,11 +230,11 @@ def default_storage(study_file: Path) -> str:
     return f"sqlite:///{study_file.parent / (study_file.stem + '.db')}"
 
 
-def recorded_objective(study: optuna.Study) -> dict[str, Any]:
-    """The `objective` of the study file a study recorded when it was created (empty if none):
-    its trials were scored with it, whatever the file says now."""
-    recorded = yaml.safe_load(study.user_attrs.get("study_file") or "") or {}
-    return recorded.get("objective") or {}
+def recorded(study: optuna.Study, key: str) -> dict[str, Any]:
+    """A section (`objective`, `budget`) of the study file a study recorded when it was created
+    (empty if none): its trials were run with it, whatever the file says now."""
+    file = yaml.safe_load(study.user_attrs.get("study_file") or "") or {}
+    return file.get(key) or {}
 
 
 def few_ties(ties: int, best: float, threshold: float | None) -> str | None:
