@@ -12,7 +12,10 @@ how many ties a study ended with (tuner.study.FEW_TIES, the count below which tu
 tuner.export advise a new study, comes from that table). All of that judges ties and picks by
 their final weights, the one truth every run recorded; the runs that also played each held-out
 seed with its best evaluation's weights (export_pick since 2026-12-06) are then compared both ways
-on the same studies. Prints tables and writes benchmarks/results/pick_pool.json.
+on the same studies; runs that exported with best weights only (export_pick --longer) are left
+out of the final-weights tables and pooled in a table of their own: the ties and the picks
+retrained to the study's budget against retrained for longer. Prints tables and writes
+benchmarks/results/pick_pool.json.
 """
 
 from __future__ import annotations
@@ -82,18 +85,50 @@ def weights_compared(files: list[dict]) -> dict:
     return both
 
 
+def longer_compared(files: list[dict]) -> dict:
+    """On the runs that also retrained every tie for more steps (export_pick --longer), all with
+    each seed's best evaluation's weights: robust ties, held-out runs that failed, runs that solve
+    only one way, and the race's pick, retrained to the study's budget against retrained longer."""
+    keys = ("studies", "ties", "robust", "robust_longer", "runs", "failed", "failed_longer")
+    both = dict.fromkeys((*keys, "saved", "lost", "met", "met_longer"), 0)
+    for data in files:
+        longer = data.get("longer")
+        if not longer:
+            continue
+        way = f"race, {longer['steps']:,} steps"
+        for trial, means in data["ties_keep_best"].items():
+            short = [m >= SOLVED for m in means]
+            long = [m >= SOLVED for m in longer["ties_keep_best"][trial]]
+            both["ties"] += 1
+            both["robust"] += all(short)
+            both["robust_longer"] += all(long)
+            both["runs"] += len(short)
+            both["failed"] += short.count(False)
+            both["failed_longer"] += long.count(False)
+            both["saved"] += sum(b and not a for a, b in zip(short, long))
+            both["lost"] += sum(a and not b for a, b in zip(short, long))
+        both["studies"] += 1
+        both["met"] += bool(data["exports"]["race"]["target_met"])
+        both["met_longer"] += bool(data["exports"][way]["target_met"])
+    return both
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks/results")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pick_pool.json")
     args = p.parse_args()
 
-    runs, files = [], []
+    runs, files, best_only = [], [], 0
     for path in sorted(args.results.glob("export_pick_*.json")):
         data = json.loads(path.read_text())
         files.append(data)
+        exports = final_weights(data["exports"])
+        if "race" not in exports:  # no export played final weights: not in these tables
+            best_only += 1
+            continue
         ties = {int(t): all(m >= SOLVED for m in means) for t, means in data["ties"].items()}
-        runs.append((path.name, ties, final_weights(data["exports"])))
+        runs.append((path.name, ties, exports))
 
     ways = ["race", "first 3", "race, 20 seeds"]
     met = {w: [0, 0] for w in ways}
@@ -143,6 +178,8 @@ def main() -> None:
 
     n_runs = len(runs)
     print(f"\n{n_runs} studies; the target is met when the pick solves all 5 held-out seeds")
+    if best_only:
+        print(f"  ({best_only} more exported with best weights only: the last table pools them)")
     reachable = sum(any(ties.values()) for _, ties, _ in runs)
     print(f"  a tie picked at random: {chance:.1f} of {n_runs} expected")
     print(
@@ -191,6 +228,19 @@ def main() -> None:
             f"  race's pick met the target: {rate(c['met_final'], c['studies'])} final, "
             f"{rate(c['met_best'], c['studies'])} best"
         )
+    longer = longer_compared(files)
+    if longer["studies"]:
+        c = longer
+        print(
+            f"\nretrained to the study's budget against retrained longer (export_pick --longer), "
+            f"each seed with its best evaluation's weights, on {c['studies']} studies:\n"
+            f"  robust ties: {rate(c['robust'], c['ties'])} study's budget, "
+            f"{rate(c['robust_longer'], c['ties'])} longer\n"
+            f"  held-out runs failed: {c['failed']} and {c['failed_longer']} of {c['runs']}; "
+            f"solved only longer {c['saved']}, only at the study's budget {c['lost']}\n"
+            f"  race's pick met the target: {rate(c['met'], c['studies'])} study's budget, "
+            f"{rate(c['met_longer'], c['studies'])} longer"
+        )
     args.out.write_text(
         json.dumps(
             {
@@ -206,6 +256,7 @@ def main() -> None:
                     for k, v in groups.items()
                 },
                 "final_against_best_weights": compared,
+                "study_budget_against_longer": longer,
             },
             indent=2,
         )
