@@ -24,14 +24,15 @@ study:
   already keeps best, and this is the way to compare it with.
 `--ways` runs some of them only. With `--longer N`, one way more:
 - race, N steps: the defaults with `--steps N`: every retrained seed trains N env steps rather
-  than the study's budget. Of the held-out runs that fail with the weights of their best
-  evaluation, most are still climbing at the last one (a slow learner, not a broken config):
-  does a longer retrain let them finish?
+  than the export's default (the study file's budget.export_steps, else the trials' budget).
+  Of the held-out runs that fail with the weights of their best evaluation, most are still
+  climbing at the last one (a slow learner, not a broken config): does a longer retrain let
+  them finish?
 
 Then every tie is retrained on H held-out seeds (5,000,000 up: no study, export or other benchmark
 uses them) and played for 100 greedy episodes per seed, once with its final weights and once with
-those of its best evaluation (one training run gives both), and with `--longer N` once more for
-N steps. That is the ground truth each
+those of its best evaluation (one training run gives both), for as many steps as the export
+retrains by default, and with `--longer N` once more for N steps. That is the ground truth each
 export's best.yaml is judged by (with the weights that export kept), and it is the issue's
 quality target: the best config, retrained on 5 fresh seeds, scores >= 475 on all 5. Prints a
 table and writes JSON, which also keeps the per-seed results of every race entry and every full
@@ -55,6 +56,7 @@ import optuna
 from tuner.config import DQNConfig
 from tuner.dqn import evaluate, train
 from tuner.export import contenders, seed_curves
+from tuner.study import recorded
 
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = 5_000_000
@@ -124,11 +126,12 @@ def held_out(
 ) -> dict:
     """Each held-out seed's greedy mean with its final weights ("final") and with those of its
     best evaluation ("best", from env step "best_steps"), and its learning curve ("curve":
-    [seed][evaluation]); trained for `steps` env steps (None: the trial's own)."""
+    [seed][evaluation]), trained for "steps" env steps (`steps`; None: the trial's own)."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
     steps = steps or config.total_steps
     result = train(config.replace(seed=HELD_OUT, total_steps=steps), seeds=seeds, device="cpu")
     return {
+        "steps": steps,
         "final": evaluate(result.network, config.env, episodes).mean(1),
         "best": evaluate(result.best_network, config.env, episodes).mean(1),
         "best_steps": result.best_steps,
@@ -169,13 +172,14 @@ def longer_lines(
     seeds: int,
     solving: int,
 ) -> str:
-    """The ties again, each retrained for `steps`, beside the study's budget (both with the
+    """The ties again, each retrained for `steps`, beside the export's default (both with the
     weights of each seed's best evaluation), and how many held-out runs that changed."""
+    base = kept[ties[0].number]["steps"]
     rows = [
         f"retrained for {steps:,} steps, with the weights of each seed's best evaluation: "
         f"{solving} of {len(ties)} ties solve all {seeds} held-out seeds",
         "",
-        "| trial | held-out per-seed means, study's budget | solved | the same, "
+        f"| trial | held-out per-seed means, {base:,} steps | solved | the same, "
         f"{steps:,} steps | solved | kept from step |",
         "|---:|---|---:|---|---:|---|",
     ]
@@ -192,8 +196,8 @@ def longer_lines(
         )
     rows += [
         "",
-        f"held-out runs that solve only with the longer retrain: {saved}; only with the "
-        f"study's budget: {lost}",
+        f"held-out runs that solve only when retrained for {steps:,} steps: {saved}; only for "
+        f"{base:,}: {lost}",
         "",
     ]
     return "\n".join(rows)
@@ -245,7 +249,10 @@ def main() -> None:
                 ways[way]["race_order"] = [r["trial"] for r in raced]
                 ways[way]["race"] = [{k: r[k] for k in KEPT} for r in raced]
 
-    kept = held_out_all(ties, args.seeds, args.episodes)
+    # as long as the export retrains by default, so that its pick is judged as it was trained
+    kept = held_out_all(
+        ties, args.seeds, args.episodes, recorded(study, "budget").get("export_steps")
+    )
     truth = {n: k["final"] for n, k in kept.items()}
     curves = {n: k["curve"] for n, k in kept.items()}
     longer = held_out_all(ties, args.seeds, args.episodes, args.longer) if args.longer else {}
@@ -304,6 +311,7 @@ def main() -> None:
                 "study": args.study_name,
                 "machine": platform.processor() or platform.machine(),
                 "held_out_seeds": list(range(HELD_OUT, HELD_OUT + args.seeds)),
+                "held_out_steps": kept[ties[0].number]["steps"],
                 "episodes": args.episodes,
                 "ties": {n: r.round(2).tolist() for n, r in truth.items()},
                 # with each held-out seed's weights from its best evaluation, and its env step

@@ -86,19 +86,27 @@ def weights_compared(files: list[dict]) -> dict:
 
 
 def longer_compared(files: list[dict]) -> dict:
-    """On the runs that also retrained every tie for more steps (export_pick --longer), all with
-    each seed's best evaluation's weights: robust ties, held-out runs that failed, runs that solve
-    only one way, and the race's pick, retrained to the study's budget against retrained longer."""
+    """On the runs that also retrained every tie for another number of steps (export_pick
+    --longer), all with each seed's best evaluation's weights: robust ties, held-out runs that
+    failed, runs that solve only one way, and the race's pick, the shorter retrain against the
+    longer (their steps in "steps")."""
     keys = ("studies", "ties", "robust", "robust_longer", "runs", "failed", "failed_longer")
-    both = dict.fromkeys((*keys, "saved", "lost", "met", "met_longer"), 0)
+    both: dict = dict.fromkeys((*keys, "saved", "lost", "met", "met_longer"), 0)
+    both["steps"] = []  # [shorter, longer] of each study
     for data in files:
         longer = data.get("longer")
         if not longer:
             continue
-        way = f"race, {longer['steps']:,} steps"
-        for trial, means in data["ties_keep_best"].items():
+        # the export's default, as long as the trials trained where the file does not say
+        base = data.get("held_out_steps") or next(iter(data["ties_study_curves"].values()))[-1][0]
+        ways = data["exports"]["race"], data["exports"][f"race, {longer['steps']:,} steps"]
+        runs = data["ties_keep_best"], longer["ties_keep_best"]
+        if longer["steps"] < base:  # judge the longer retrain against the shorter either way
+            ways, runs = ways[::-1], runs[::-1]
+        both["steps"].append(sorted((base, longer["steps"])))
+        for trial, means in runs[0].items():
             short = [m >= SOLVED for m in means]
-            long = [m >= SOLVED for m in longer["ties_keep_best"][trial]]
+            long = [m >= SOLVED for m in runs[1][trial]]
             both["ties"] += 1
             both["robust"] += all(short)
             both["robust_longer"] += all(long)
@@ -108,8 +116,8 @@ def longer_compared(files: list[dict]) -> dict:
             both["saved"] += sum(b and not a for a, b in zip(short, long))
             both["lost"] += sum(a and not b for a, b in zip(short, long))
         both["studies"] += 1
-        both["met"] += bool(data["exports"]["race"]["target_met"])
-        both["met_longer"] += bool(data["exports"][way]["target_met"])
+        both["met"] += bool(ways[0]["target_met"])
+        both["met_longer"] += bool(ways[1]["target_met"])
     return both
 
 
@@ -232,14 +240,15 @@ def main() -> None:
     if longer["studies"]:
         c = longer
         print(
-            f"\nretrained to the study's budget against retrained longer (export_pick --longer), "
-            f"each seed with its best evaluation's weights, on {c['studies']} studies:\n"
-            f"  robust ties: {rate(c['robust'], c['ties'])} study's budget, "
-            f"{rate(c['robust_longer'], c['ties'])} longer\n"
+            f"\nretrained for fewer steps against more (export_pick --longer; steps "
+            f"{', '.join(sorted({f'{a:,} and {b:,}' for a, b in c['steps']}))}), each seed with its "
+            f"best evaluation's weights, on {c['studies']} studies:\n"
+            f"  robust ties: {rate(c['robust'], c['ties'])} fewer, "
+            f"{rate(c['robust_longer'], c['ties'])} more\n"
             f"  held-out runs failed: {c['failed']} and {c['failed_longer']} of {c['runs']}; "
-            f"solved only longer {c['saved']}, only at the study's budget {c['lost']}\n"
-            f"  race's pick met the target: {rate(c['met'], c['studies'])} study's budget, "
-            f"{rate(c['met_longer'], c['studies'])} longer"
+            f"solved only with more steps {c['saved']}, only with fewer {c['lost']}\n"
+            f"  race's pick met the target: {rate(c['met'], c['studies'])} fewer, "
+            f"{rate(c['met_longer'], c['studies'])} more"
         )
     args.out.write_text(
         json.dumps(
