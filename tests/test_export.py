@@ -224,6 +224,16 @@ def test_the_study_files_export_steps_is_the_default_and_steps_overrides_it(copy
         "(the study file's budget.export_steps; the trial trained 1,500)"
         in (copy / "file" / "report.md").read_text()
     )
+    # a study recorded before the key existed takes it from the study file given
+    study.set_user_attr("study_file", TINY)
+    (copy / "tiny.yaml").write_text(recorded.replace("2000}", "2500}"))
+    mine = ["--study", str(copy / "tiny.yaml"), *args[4:]]
+    done = export(*mine, "--out", str(copy / "given"))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(
+        (copy / "given" / f"trial-{trial.number}" / "verification.json").read_text()
+    )
+    assert summary["eval_steps"][-1] == 2500
     done = export(*args, "--steps", "1500", "--out", str(copy / "flag"))
     assert done.returncode == 0, done.stderr
     summary = json.loads(

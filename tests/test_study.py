@@ -230,6 +230,14 @@ def test_sampler_options_reach_the_sampler():
     assert load_study_spec("studies/cartpole.yaml").make_sampler()._n_startup_trials == 30
 
 
+def test_the_default_study_exports_configs_trained_twice_as_long_as_its_trials():
+    """Most held-out seeds of its ties that failed at 20,000 steps were still climbing there
+    (README, the export's retrain)."""
+    spec = load_study_spec("studies/cartpole.yaml")
+    assert (spec.steps, spec.export_steps) == (20_000, 40_000)
+    assert load_study_spec_text(TINY).export_steps is None  # the trials' own steps
+
+
 def test_a_percentile_pruner_keeps_only_that_top_share_at_each_evaluation(tmp_path):
     """percentile: 25 keeps a trial only while it is in the top quarter of the complete trials
     at that step: after 10, 20, 30 and 40, a 32 is pruned (the 75th percentile is 32.5) and a 33
