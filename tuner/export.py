@@ -455,7 +455,7 @@ def trial_config(trial: FrozenTrial, seeds: list[int], source: Source) -> DQNCon
     weights `source` says (--steps and --keep; without them, as the trial did)."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
     return config.replace(
-        source=source.steps_from if source.steps else "--keep",
+        source=source.steps_from if source.steps else f"trial {trial.number}",
         seed=seeds[0],
         keep_weights=source.keep or config.keep_weights,
         total_steps=source.steps or config.total_steps,
