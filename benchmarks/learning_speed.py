@@ -66,11 +66,19 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/learning_speed.json")
     args = p.parse_args()
 
-    runs = []
+    runs, longer = [], 0
     for path in sorted(args.results.glob("export_pick_*.json")):
         data = json.loads(path.read_text())
-        if "ties_held_out_curves" in data:
-            runs.append((path.name, data))
+        if "ties_held_out_curves" not in data:
+            continue
+        # what follows compares a tie's held-out runs with its trials, which trained as long
+        trained = next(c for c in data["ties_study_curves"].values() if c)[-1][0]
+        if data.get("held_out_steps", trained) != trained:
+            longer += 1  # its ties retrained (and its export raced) for longer than they trained
+            continue
+        runs.append((path.name, data))
+    if longer:
+        print(f"({longer} runs left out: their held-out runs trained longer than their trials)")
     if not runs:
         raise SystemExit(f"no export_pick_*.json with learning curves in {args.results}")
 
