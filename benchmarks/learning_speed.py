@@ -33,7 +33,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pick_pool import rate  # this script's folder is on sys.path when it runs
+from pick_pool import rate, trained_steps  # this script's folder is on sys.path when it runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLVED = 475.0  # CartPole-v1's reward threshold
@@ -72,7 +72,7 @@ def main() -> None:
         if "ties_held_out_curves" not in data:
             continue
         # what follows compares a tie's held-out runs with its trials, which trained as long
-        trained = next(c for c in data["ties_study_curves"].values() if c)[-1][0]
+        trained = trained_steps(data)
         if data.get("held_out_steps", trained) != trained:
             longer += 1  # its ties retrained (and its export raced) for longer than they trained
             continue

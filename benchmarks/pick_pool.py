@@ -14,7 +14,7 @@ their final weights, the one truth every run recorded; the runs that also played
 seed with its best evaluation's weights (export_pick since 2026-12-06) are then compared both ways
 on the same studies; runs that exported with best weights only (export_pick --longer) are left
 out of the final-weights tables and pooled in a table of their own: the ties and the picks
-retrained to the study's budget against retrained for longer. Prints tables and writes
+retrained for fewer steps against more. Prints tables and writes
 benchmarks/results/pick_pool.json.
 """
 
@@ -85,6 +85,12 @@ def weights_compared(files: list[dict]) -> dict:
     return both
 
 
+def trained_steps(data: dict) -> int:
+    """The env steps an export_pick run's ties trained in their study (the last step of their
+    curves; every tie of a study trains as long)."""
+    return next(c for c in data["ties_study_curves"].values() if c)[-1][0]
+
+
 def longer_compared(files: list[dict]) -> dict:
     """On the runs that also retrained every tie for another number of steps (export_pick
     --longer), all with each seed's best evaluation's weights: robust ties, held-out runs that
@@ -98,7 +104,7 @@ def longer_compared(files: list[dict]) -> dict:
         if not longer:
             continue
         # the export's default, as long as the trials trained where the file does not say
-        base = data.get("held_out_steps") or next(iter(data["ties_study_curves"].values()))[-1][0]
+        base = data.get("held_out_steps") or trained_steps(data)
         ways = data["exports"]["race"], data["exports"][f"race, {longer['steps']:,} steps"]
         runs = data["ties_keep_best"], longer["ties_keep_best"]
         if longer["steps"] < base:  # judge the longer retrain against the shorter either way
@@ -265,7 +271,7 @@ def main() -> None:
                     for k, v in groups.items()
                 },
                 "final_against_best_weights": compared,
-                "study_budget_against_longer": longer,
+                "fewer_against_more_steps": longer,
             },
             indent=2,
         )
