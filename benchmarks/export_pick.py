@@ -243,8 +243,8 @@ def main() -> None:
                 continue
             out = Path(tmp) / way.replace(" ", "-").replace(",", "")
             ways[way] = run_export(args.storage, args.study_name, extra, out)
-            if way == "race":
-                race = out / "race.json"  # absent when no more trials tied than go on
+            race = out / "race.json"  # absent when no more trials tied than go on
+            if way == "race" or race.exists():
                 raced = json.loads(race.read_text()) if race.exists() else []
                 ways[way]["race_order"] = [r["trial"] for r in raced]
                 ways[way]["race"] = [{k: r[k] for k in KEPT} for r in raced]

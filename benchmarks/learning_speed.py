@@ -8,7 +8,9 @@ that reaches 500 just before its 20,000 steps run out. How fast it got there can
 export_pick.py runs that keep learning curves (from 2026-12-06's Intel runs on) hold, for every
 tie, its curve on the study's 3 seeds, on the race's 3 fresh seeds (when the export raced), on
 the export's 10 verification seeds (for the few it verified in full) and on the 5 held-out seeds
-that judge it. This asks, pooled over those runs:
+that judge it. Every comparison here is at the trials' length: a run whose held-out seeds trained
+longer (the export's default since budget.export_steps) is read from its --longer pass when that
+pass trained as long as the trials, and left out when none did. This asks, pooled over the runs:
 
 - how held-out seeds fail: learned then lost it ("collapsed": an earlier evaluation reached 475
   and the final 100 episodes did not), or never reached 475 at any evaluation ("never"); and at
@@ -33,7 +35,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pick_pool import rate, trained_steps  # this script's folder is on sys.path when it runs
+from export_pick import longer_way  # this script's folder is on sys.path when it runs
+from pick_pool import rate, trained_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLVED = 475.0  # CartPole-v1's reward threshold
@@ -60,25 +63,48 @@ def halves(candidates: list[tuple[float, bool]]) -> tuple[list[bool], list[bool]
     return [r for _, r in ranked[:half]], [r for _, r in ranked[len(ranked) - half :]]
 
 
+def at_trial_steps(data: dict) -> dict | None:
+    """An export_pick run as its trials trained, which is what this script compares: the run
+    itself when its held-out seeds trained as long as the study's trials; its --longer pass (that
+    pass's held-out runs, and the race of its "race, N steps" export) when that one did, as when
+    the export's default is longer than a trial (budget.export_steps); None when neither did."""
+    trained = trained_steps(data)
+    if data.get("held_out_steps", trained) == trained:
+        return data
+    other = data.get("longer") or {}
+    if other.get("steps") != trained:
+        return None
+    race = data["exports"].get(longer_way(trained))
+    return {
+        **data,
+        "ties": other["ties"],
+        "ties_held_out_curves": other["ties_held_out_curves"],
+        "exports": {"race": race} if race else {},
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks/results")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/learning_speed.json")
     args = p.parse_args()
 
-    runs, longer = [], 0
+    runs, longer, left_out = [], 0, 0
     for path in sorted(args.results.glob("export_pick_*.json")):
         data = json.loads(path.read_text())
         if "ties_held_out_curves" not in data:
             continue
-        # what follows compares a tie's held-out runs with its trials, which trained as long
-        trained = trained_steps(data)
-        if data.get("held_out_steps", trained) != trained:
-            longer += 1  # its ties retrained (and its export raced) for longer than they trained
+        same = at_trial_steps(data)
+        if same is None:
+            left_out += 1
             continue
-        runs.append((path.name, data))
+        longer += same is not data
+        runs.append((path.name, same))
     if longer:
-        print(f"({longer} runs left out: their held-out runs trained longer than their trials)")
+        print(f"({longer} runs read from their --longer pass: it trained as long as their trials)")
+    if left_out:
+        print(f"({left_out} runs left out: none of their held-out passes trained as long as their")
+        print(" trials)")
     if not runs:
         raise SystemExit(f"no export_pick_*.json with learning curves in {args.results}")
 
@@ -158,7 +184,7 @@ def main() -> None:
             name,
             [(speed(study_curve(curves[str(t)])), robust[t]) for t in robust if curves.get(str(t))],
         )
-        race = data["exports"]["race"].get("race", [])
+        race = data["exports"].get("race", {}).get("race", [])
         add(
             "race's 3 fresh seeds (ties that solved all 3)",
             name,
