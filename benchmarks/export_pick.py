@@ -21,7 +21,8 @@ study:
   task and lost it before the end?
 - race, keep final: the same with `--keep final`, for studies whose trials keep their best
   evaluation's weights (the shipped `studies/cartpole.yaml` since 2026-12-06): there "race"
-  already keeps best, and this is the way to compare it with.
+  already keeps best, and this is the way to compare it with. Either keep way is the same run
+  as "race" where the study keeps those weights already, and is not run twice.
 `--ways` runs some of them only. With `--longer N`, one way more:
 - race, N steps: the defaults with `--steps N`: every retrained seed trains N env steps rather
   than the export's default (the study file's budget.export_steps, else the trials' budget).
@@ -237,8 +238,13 @@ def main() -> None:
     ways = {}
     with tempfile.TemporaryDirectory() as tmp:
         for way, extra in chosen.items():
+            same = None  # why this way would run what "race" already ran
             if extra == ["--reserves", "0"] and not ways["race"]["reserves_verified"]:
-                print(f"{way}: the same run as race, which verified no reserve", flush=True)
+                same = "which verified no reserve"
+            if extra[:1] == ["--keep"] and extra[1:] == [ways["race"]["keep_weights"]]:
+                same = f"whose study keeps {extra[1]} weights already"
+            if same:
+                print(f"{way}: the same run as race, {same}", flush=True)
                 ways[way] = {**ways["race"], "args": extra, "same_run_as": "race"}
                 continue
             out = Path(tmp) / way.replace(" ", "-").replace(",", "")

@@ -55,7 +55,8 @@ def quartile(place: int, n: int) -> int:
 def final_weights(exports: dict) -> dict:
     """The export ways that played final weights, under the names the pooled tables use: a study
     whose trials keep their best evaluation's weights (the shipped study since 2026-12-06) ran
-    its final-weights race as "race, keep final" (which keeps no race order: by_race skips it).
+    its final-weights race as "race, keep final" (whose race order files keep from 2026-12-07 on;
+    by_race skips the earlier ones, which have none).
     Files written before keep_weights existed all played final weights."""
     final = {w: e for w, e in exports.items() if e.get("keep_weights", "final") == "final"}
     if "race, keep final" in final:
