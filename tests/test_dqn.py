@@ -503,6 +503,9 @@ def test_batched_cartpole_evaluation_scores_what_one_env_at_a_time_does():
     assert returns[0].max() < 100 and (returns[2] == 500).all()
     assert returns[1].min() > 100 and returns[1].max() == 500 > returns[1].min()
     assert np.array_equal(evaluate(trained, "CartPole-v1", 15)[:, 3:], returns)
+    # episodes 3-14 on their own, at once or 5 at a time, are the same episodes
+    assert np.array_equal(evaluate(trained, "CartPole-v1", 12, first=3), returns)
+    assert np.array_equal(evaluate(trained, "CartPole-v1", 12, first=3, max_envs=15), returns)
 
 
 def test_only_plain_cartpole_is_stepped_in_a_batch():

@@ -426,9 +426,10 @@ def update_target(
 
 
 def evaluate(
-    network: BatchedQNetwork, env_id: str, episodes: int, *, max_envs: int = 1024
+    network: BatchedQNetwork, env_id: str, episodes: int, *, first: int = 0, max_envs: int = 1024
 ) -> np.ndarray:
-    """Greedy returns [K, episodes]; episode j of every seed starts from reset(seed=EVAL_SEED + j).
+    """Greedy returns [K, episodes] of episodes first .. first + episodes - 1; episode j of every
+    seed starts from reset(seed=EVAL_SEED + j).
 
     Only envs still in their episode are stepped; envs without a time limit stop at 10,000 steps.
     CartPole's episodes are stepped all at once by CartPoleBatch, other envs one by one.
@@ -441,13 +442,13 @@ def evaluate(
     env = make_env(env_id)
     try:
         batched = CartPoleBatch.fits(env)
-        for first in range(0, episodes, per_chunk):
-            ids = list(range(first, min(episodes, first + per_chunk)))
+        for start in range(0, episodes, per_chunk):
+            ids = list(range(first + start, first + min(episodes, start + per_chunk)))
             if batched:
                 total = _play_cartpole(network, env, ids)
             else:
                 total = _play_one_by_one(network, env_id, ids)
-            returns[:, first : first + len(ids)] = total.reshape(k, len(ids))
+            returns[:, start : start + len(ids)] = total.reshape(k, len(ids))
     finally:
         env.close()
     return returns
