@@ -37,6 +37,7 @@ def test_unknown_key_names_the_closest_valid_field():
         ("total_steps", 10.5, "whole number"),
         ("tau", 0.0, "in \\(0, 1\\]"),
         ("amsgrad", True, "adam or adamw"),
+        ("recheck_episodes", -5, ">= 0"),
         ("reward_scale", 0.0, "> 0"),
     ],
 )

@@ -285,6 +285,41 @@ def test_best_keeps_each_seeds_weights_from_its_best_evaluation_the_latest_of_eq
     assert torch.equal(best.network.params[2], first[2] + 1.0)
 
 
+def test_a_recheck_breaks_ties_at_the_best_and_a_higher_score_still_wins():
+    net = BatchedQNetwork([7, 8], obs_dim=2, n_actions=2, hidden_sizes=(4,))
+    best = dqn.Best(net)
+    checks = iter([[400.0, 480.0], [450.0, 470.0], [300.0, 490.0], [200.0, 100.0]])
+    recheck = lambda: np.array(next(checks))  # noqa: E731 - what the extra episodes scored
+    weights = {}
+    for step, returns in [
+        (100, [500, 500]),
+        (200, [500, 500]),
+        (300, [500, 500]),
+        (400, [200, 600]),
+    ]:
+        net.params.add_(1.0)
+        weights[step] = net.params.clone()
+        best.update(net, np.array(returns, dtype=float), step=step, recheck=recheck)
+    # seed 0: 500 at 100 (recheck 400), at 200 (450: kept), at 300 (300: not); 200 at 400
+    # seed 1: 500 at 100 (480), at 200 (470: not), at 300 (490: kept); 600 at 400 wins at 100
+    assert best.steps.tolist() == [200, 400]
+    assert best.rechecked.tolist() == [450.0, 100.0]
+    assert torch.equal(best.network.params[0], weights[200][0])
+    assert torch.equal(best.network.params[1], weights[400][1])
+    assert next(checks, None) is None  # every evaluation at least at a best was rechecked
+
+
+def test_a_recheck_changes_which_weights_are_kept_never_the_training():
+    config = LEARNS.replace(keep_weights="best")
+    plain = train(config, seeds=3, device="cpu")
+    checked = train(config.replace(recheck_episodes=5), seeds=3, device="cpu")
+    assert np.array_equal(plain.eval_returns, checked.eval_returns)
+    assert torch.equal(plain.network.params, checked.network.params)
+    for k, step in enumerate(checked.best_steps):  # still one of the seed's best evaluations
+        curve = checked.eval_returns[:, k]
+        assert curve[checked.eval_steps.index(step)] == curve.max()
+
+
 LEARNS = FAST.replace(
     total_steps=2000,
     train_frequency=1,

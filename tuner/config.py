@@ -116,6 +116,11 @@ class DQNConfig:
     """The weights a run ends with (its checkpoints, and what the export plays): final, the
     last step's; or best, each seed's at its best evaluation, the latest of equals (as
     Stable-Baselines3's EvalCallback keeps a best model), so a late collapse keeps what it had."""
+    recheck_episodes: int = 0
+    """With keep_weights best: an evaluation that scores at least a seed's best so far also plays
+    this many greedy episodes that no evaluation or verification plays, and of the evaluations
+    tied at the best the seed keeps the one that scores best on them (the latest of equals). A
+    few episodes at 500 can hide weights that average below 475 over 100; 0 checks nothing."""
     seed: int = 0
     """Seed of the first trained copy; copy k uses seed + k."""
 
@@ -282,7 +287,14 @@ def _validate(c: DQNConfig) -> None:
         "eval_episodes",
     ):
         _require(c, name, getattr(c, name) >= 1, ">= 1")
-    for name in ("learning_starts", "eval_every", "seed", "weight_decay", "per_alpha"):
+    for name in (
+        "learning_starts",
+        "eval_every",
+        "seed",
+        "weight_decay",
+        "per_alpha",
+        "recheck_episodes",
+    ):
         _require(c, name, getattr(c, name) >= 0, ">= 0")
     _require(c, "learning_rate", 0 < c.learning_rate <= 1, "in (0, 1]")
     _require(c, "gamma", 0 <= c.gamma <= 1, "in [0, 1]")

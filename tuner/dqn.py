@@ -20,6 +20,7 @@ from tuner import kernels
 from tuner.config import DQNConfig
 from tuner.envs import (
     EVAL_SEED,
+    RECHECK_EPISODE,
     CartPoleBatch,
     TrainEnvs,
     check_env,
@@ -384,11 +385,27 @@ class Best:
         self.network = online.clone()
         self.returns = np.full(online.k, -np.inf)
         self.steps = np.zeros(online.k, dtype=np.int64)
+        self.rechecked = np.full(online.k, -np.inf)  # the kept weights' recheck, when rechecked
 
-    def update(self, online: BatchedQNetwork, returns: np.ndarray, step: int) -> None:
+    def update(
+        self,
+        online: BatchedQNetwork,
+        returns: np.ndarray,
+        step: int,
+        recheck: Callable[[], np.ndarray] | None = None,
+    ) -> None:
         """Keep the weights of the seeds whose `returns` are at least their best so far (a later
-        evaluation wins a tie: its weights had more training to reach the same score)."""
-        better = returns >= self.returns
+        evaluation wins a tie: its weights had more training to reach the same score).
+
+        With `recheck` (more greedy episodes of `online`: [K] means), a seed that ties its best
+        keeps the new weights only if they score at least what the kept ones did on theirs; a
+        higher score always wins, and its recheck becomes the one to match."""
+        higher, equal = returns > self.returns, returns == self.returns
+        better = higher | equal
+        if recheck is not None and better.any():
+            again = recheck()
+            better = higher | (equal & (again >= self.rechecked))
+            self.rechecked[better] = again[better]
         if better.any():
             self.returns[better], self.steps[better] = returns[better], step
             rows = torch.from_numpy(better).to(online.params.device)
@@ -571,6 +588,13 @@ def train(
     eval_steps: list[int] = []
     eval_returns: list[np.ndarray] = []
     best = Best(online)
+    recheck = None
+    if config.keep_weights == "best" and config.recheck_episodes:
+        episodes = config.recheck_episodes
+
+        def recheck() -> np.ndarray:
+            return evaluate(online, config.env, episodes, first=RECHECK_EPISODE).mean(1)
+
     grad_steps, owed, stopped = 0, 0, False
     checked_at: int | None = None  # gradient steps at the last divergence check
     start = time.perf_counter()
@@ -652,7 +676,7 @@ def train(
                     returns = evaluate(online, config.env, config.eval_episodes).mean(1)
                     eval_steps.append(step)
                     eval_returns.append(returns)
-                    best.update(online, returns, step)
+                    best.update(online, returns, step, recheck)
                     bar.set_postfix(eval=f"{returns.mean():.1f}", refresh=False)
                     if on_eval is not None and on_eval(step, returns) is False:
                         stopped = True

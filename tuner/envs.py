@@ -15,6 +15,9 @@ from tuner.errors import TunerError
 
 EVAL_SEED = 1_000_000
 """Greedy evaluation episode j starts from `reset(seed=EVAL_SEED + j)`, in every run and seed."""
+RECHECK_EPISODE = 1_000_000
+"""A recheck (DQNConfig.recheck_episodes) plays episodes from this one on, which no evaluation or
+verification plays."""
 
 
 @dataclass(frozen=True)
