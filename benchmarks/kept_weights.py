@@ -68,8 +68,8 @@ class Recording(dqn.Best):
         self.evaluations: list[tuple[int, np.ndarray, object]] = []
         RUNS.append(self)
 
-    def update(self, online, returns: np.ndarray, step: int) -> None:
-        super().update(online, returns, step)
+    def update(self, online, returns: np.ndarray, step: int, recheck=None) -> None:
+        super().update(online, returns, step, recheck)
         self.evaluations.append((step, np.array(returns, dtype=float), online.clone()))
 
 

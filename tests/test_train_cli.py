@@ -100,6 +100,14 @@ def test_keep_best_says_where_each_checkpoints_weights_are_from(tmp_path):
     assert min(steps) < 600
     said = f"best evaluation (env steps {steps[0]:,}, {steps[1]:,})"
     assert said in done.stdout
+    # with a recheck of ties at the best, the same training (the same curve) and it says so
+    save_config(config.replace(recheck_episodes=3), tmp_path / "rechecked.yaml")
+    again = run(
+        str(tmp_path / "rechecked.yaml"), "--seeds", "2", "--device", "cpu", "--out", str(out / "r")
+    )
+    assert again.returncode == 0, again.stderr
+    assert (out / "r" / "curve.csv").read_text() == (out / "curve.csv").read_text()
+    assert "; ties rechecked on 3 more episodes)" in again.stdout
 
 
 def test_a_seed_that_diverges_is_reported_and_the_other_seeds_keep_their_results(tmp_path):

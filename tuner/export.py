@@ -756,7 +756,12 @@ def write_report(
         f"each{longer(first, source)}, in one batched run on {device.type.upper()}, then evaluated over "
         f"{first.returns.shape[1]} greedy episodes per seed"
         + (
-            ", each seed with the weights of its best training evaluation (keep_weights: best)."
+            ", each seed with the weights of its best training evaluation (keep_weights: best"
+            + (
+                f"; evaluations tied at the best rechecked on {n} more episodes)."
+                if (n := first.config.recheck_episodes)
+                else ")."
+            )
             if first.config.keep_weights == "best"
             else "."
         ),

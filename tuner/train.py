@@ -98,9 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         steps = [
             f"{s:,}" for s, seed in zip(result.kept_steps, result.seeds) if seed not in diverged
         ]
+        rechecked = config.recheck_episodes
         print(
             "keep_weights: best: each checkpoint holds its seed's weights from its best "
-            f"evaluation (env steps {', '.join(steps)})"
+            f"evaluation (env steps {', '.join(steps)}"
+            + (f"; ties rechecked on {rechecked} more episodes)" if rechecked else ")")
         )
     print(f"saved checkpoints, curve.csv and curve.png in {out}")
     return 0
