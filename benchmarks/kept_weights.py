@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+from export_pick import HELD_OUT, SOLVED  # this script's folder is on sys.path when it runs
 
 import tuner.dqn as dqn
 from tuner.config import DQNConfig
@@ -50,12 +51,8 @@ from tuner.export import contenders
 from tuner.study import recorded
 
 ROOT = Path(__file__).resolve().parent.parent
-HELD_OUT = 5_000_000  # export_pick.py's held-out seeds
-SOLVED = 475.0
 TRUTH = 100  # episodes 0-99 judge every rule
 RECHECK = 20  # episodes 100-119 are a rule's to spend
-
-
 SHIPPED_BEST = dqn.Best
 RUNS: list[Recording] = []  # the Recording of each training run, in the order they began
 
