@@ -178,6 +178,17 @@ def test_keep_best_plays_and_saves_each_seeds_weights_from_its_best_evaluation(c
     report = (copy / "best" / "report.md").read_text()
     assert "with the weights of its best training evaluation" in report
     assert "weights from step |" in report
+    # --recheck: ties at a seed's best told apart by more episodes; the config written says so
+    rechecked = export(*args, "--keep", "best", "--recheck", "3", "--out", str(copy / "re"))
+    assert rechecked.returncode == 0, rechecked.stderr
+    config = load_config(copy / "re" / f"trial-{trial.number}.yaml")
+    assert config.recheck_episodes == 3
+    summary = json.loads((copy / "re" / f"trial-{trial.number}" / "verification.json").read_text())
+    again = retrain(config, summary["seeds"], "cpu", episodes=100, progress=False)
+    assert again.returns.mean(1).round(2).tolist() == summary["per_seed_mean"]
+    for k, curve in enumerate(summary["eval_curve"]):  # still one of the seed's best
+        assert curve[summary["eval_steps"].index(summary["kept_steps"][k])] == max(curve)
+    assert "rechecked on 3 more episodes" in (copy / "re" / "report.md").read_text()
     # the default keeps the trial's own choice: final weights, judged on the same seeds
     final = export(*args, "--out", str(copy / "final"))
     assert final.returncode == 0, final.stderr
@@ -627,6 +638,7 @@ def bad_cases(root: Path) -> list[tuple[list[str], str]]:
         (["--study", study, "--race-seeds", "-1"], "must be 0 (none) or more"),
         (["--study", study, "--steps", "0"], "--steps=0 must be at least 1"),
         (["--study", study, "--reserves", "-1"], "--reserves=-1 must be 0 (none) or more"),
+        (["--study", study, "--recheck", "-2"], "--recheck=-2 must be 0 (none) or more"),
         (["--study", study, "--device", "tpu"], "unknown device 'tpu'"),
         (["--study", study, "--tie", "1.5"], "--tie=1.5 must be a number in [0, 1)"),
     ]

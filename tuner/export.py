@@ -146,6 +146,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "or best (those of its best training evaluation); default: the trial's keep_weights",
     )
     p.add_argument(
+        "--recheck",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with best weights kept, a seed's evaluations tied at its best are told apart by N "
+        "more greedy episodes (recheck_episodes; 0: not; default: the trial's own)",
+    )
+    p.add_argument(
         "--steps",
         type=int,
         default=None,
@@ -167,8 +175,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise TunerError(
             "--seeds, --top, --episodes, --contenders, --finalists and --jobs must be at least 1"
         )
-    for name in ("race_seeds", "reserves"):
-        if getattr(args, name) < 0:
+    for name in ("race_seeds", "reserves", "recheck"):
+        if (getattr(args, name) or 0) < 0:
             flag = "--" + name.replace("_", "-")
             raise TunerError(f"{flag}={getattr(args, name)} must be 0 (none) or more")
     if args.steps is not None and args.steps < 1:
@@ -201,6 +209,8 @@ class Source:
     budget.export_steps); None: each trial's own budget."""
     steps_from: str = "--steps"
     """Where `steps` came from, as the report and errors name it."""
+    recheck: int | None = None
+    """--recheck: the recheck_episodes every retrain uses; None keeps each trial's own."""
 
 
 def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
@@ -235,7 +245,9 @@ def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
         budget = recorded(study, "budget")
         steps = budget.get("export_steps") or (spec.export_steps if spec else None)
         steps_from = "the study file's budget.export_steps"
-    return study, Source(url, name, how, out, tie, study_file, args.keep, steps, steps_from)
+    return study, Source(
+        url, name, how, out, tie, study_file, args.keep, steps, steps_from, args.recheck
+    )
 
 
 def choose_trials(study: optuna.Study, trial: int | None, top: int) -> list[FrozenTrial]:
@@ -452,13 +464,14 @@ def seed_curves(eval_returns: np.ndarray, seeds: int) -> list[list[float | None]
 
 def trial_config(trial: FrozenTrial, seeds: list[int], source: Source) -> DQNConfig:
     """The trial's own config, trained from the first fresh seed for the steps and keeping the
-    weights `source` says (--steps and --keep; without them, as the trial did)."""
+    weights `source` says (--steps, --keep and --recheck; without them, as the trial did)."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
     return config.replace(
         source=source.steps_from if source.steps else f"trial {trial.number}",
         seed=seeds[0],
         keep_weights=source.keep or config.keep_weights,
         total_steps=source.steps or config.total_steps,
+        recheck_episodes=config.recheck_episodes if source.recheck is None else source.recheck,
     )
 
 
