@@ -30,7 +30,7 @@ from tuner.dqn import (
     save_checkpoints,
     train,
 )
-from tuner.envs import CartPoleBatch, TrainEnvs, check_env, make_env
+from tuner.envs import RECHECK_EPISODE, CartPoleBatch, TrainEnvs, check_env, make_env
 from tuner.errors import Diverged, TunerError
 from tuner.networks import BatchedQNetwork
 from tuner.replay import ReplayBuffer, SeedUniforms
@@ -310,7 +310,11 @@ def test_a_recheck_breaks_ties_at_the_best_and_a_higher_score_still_wins():
 
 
 def test_a_recheck_changes_which_weights_are_kept_never_the_training():
-    config = LEARNS.replace(keep_weights="best")
+    # barely learning, seed 5 scores 42 at all 20 one-episode evaluations: without a recheck it
+    # keeps the last, with one the evaluation whose weights do best on the recheck's episodes
+    config = LEARNS.replace(
+        learning_rate=1e-5, keep_weights="best", eval_episodes=1, eval_every=100, seed=3
+    )
     plain = train(config, seeds=3, device="cpu")
     checked = train(config.replace(recheck_episodes=5), seeds=3, device="cpu")
     assert np.array_equal(plain.eval_returns, checked.eval_returns)
@@ -318,6 +322,13 @@ def test_a_recheck_changes_which_weights_are_kept_never_the_training():
     for k, step in enumerate(checked.best_steps):  # still one of the seed's best evaluations
         curve = checked.eval_returns[:, k]
         assert curve[checked.eval_steps.index(step)] == curve.max()
+    assert (checked.eval_returns[:, 2] == 42).all() and plain.best_steps[2] == 2000
+    assert checked.best_steps[2] < 2000
+    again = [
+        evaluate(net, config.env, 5, first=RECHECK_EPISODE)[2].mean()
+        for net in (checked.best_network, checked.network)
+    ]
+    assert again[0] > again[1]  # the last evaluation lost its tie on the recheck
 
 
 LEARNS = FAST.replace(
