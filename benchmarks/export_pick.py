@@ -29,11 +29,18 @@ study:
   Of the held-out runs that fail with the weights of their best evaluation, most are still
   climbing at the last one (a slow learner, not a broken config): does a longer retrain let
   them finish?
+With `--recheck N`, one way more:
+- race, recheck N: the defaults with `--recheck N`: every retrained seed that ties its best
+  evaluation plays N more greedy episodes, and keeps the weights that score best on those
+  (DQNConfig.recheck_episodes). Do fewer seeds keep weights that showed 500 on 5 episodes and
+  fall short over 100?
 
 Then every tie is retrained on H held-out seeds (5,000,000 up: no study, export or other benchmark
 uses them) and played for 100 greedy episodes per seed, once with its final weights and once with
 those of its best evaluation (one training run gives both), for as many steps as the export
-retrains by default, and with `--longer N` once more for N steps. That is the ground truth each
+retrains by default, and with `--longer N` once more for N steps. With `--recheck N` that run
+rechecks ties too, and gives a third copy of the weights, the rechecked best (a recheck only
+plays more episodes: the training, its curve and the other two copies are unchanged). That is the ground truth each
 export's best.yaml is judged by (with the weights that export kept), and it is the issue's
 quality target: the best config, retrained on 5 fresh seeds, scores >= 475 on all 5. Prints a
 table and writes JSON, which also keeps the per-seed results of every race entry and every full
@@ -51,9 +58,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
 import optuna
 
+import tuner.dqn as dqn
 from tuner.config import DQNConfig
 from tuner.dqn import evaluate, train
 from tuner.export import contenders, seed_curves
@@ -122,30 +132,79 @@ def read_export(out: Path, extra: list[str], wall: float, stdout: str) -> dict:
     }
 
 
+SHIPPED_BEST = dqn.Best
+
+
+class Unrechecked(dqn.Best):
+    """tuner.dqn.Best that also keeps, in `plain`, the weights the shipped rule keeps without a
+    recheck (the best evaluation, the latest of equal ones), so that one training run with
+    recheck_episodes gives both copies."""
+
+    made: ClassVar[list[Unrechecked]] = []
+
+    def __init__(self, online) -> None:
+        super().__init__(online)
+        self.plain = SHIPPED_BEST(online)
+        Unrechecked.made.append(self)
+
+    def update(self, online, returns, step: int, recheck=None) -> None:
+        self.plain.update(online, returns, step)
+        super().update(online, returns, step, recheck)
+
+
 def held_out(
-    trial: optuna.trial.FrozenTrial, seeds: int, episodes: int, steps: int | None = None
+    trial: optuna.trial.FrozenTrial,
+    seeds: int,
+    episodes: int,
+    steps: int | None = None,
+    recheck: int = 0,
 ) -> dict:
     """Each held-out seed's greedy mean with its final weights ("final") and with those of its
     best evaluation ("best", from env step "best_steps"), and its learning curve ("curve":
-    [seed][evaluation]), trained for "steps" env steps (`steps`; None: the trial's own)."""
+    [seed][evaluation]), trained for "steps" env steps (`steps`; None: the trial's own). With
+    `recheck` episodes, also with the weights kept when ties at the best are rechecked on that
+    many more ("rechecked", from "rechecked_steps")."""
     config = DQNConfig.from_dict(trial.user_attrs["config"], source=f"trial {trial.number}")
     steps = steps or config.total_steps
-    result = train(config.replace(seed=HELD_OUT, total_steps=steps), seeds=seeds, device="cpu")
-    return {
+    config = config.replace(seed=HELD_OUT, total_steps=steps, recheck_episodes=recheck)
+    Unrechecked.made.clear()
+    dqn.Best = Unrechecked
+    try:
+        result = train(config, seeds=seeds, device="cpu")
+    finally:
+        dqn.Best = SHIPPED_BEST
+    plain = Unrechecked.made[-1].plain
+    done = {
         "steps": steps,
         "final": evaluate(result.network, config.env, episodes).mean(1),
-        "best": evaluate(result.best_network, config.env, episodes).mean(1),
-        "best_steps": result.best_steps,
+        "best": evaluate(plain.network, config.env, episodes).mean(1),
+        "best_steps": plain.steps.tolist(),
         "curve": seed_curves(result.eval_returns, seeds),
     }
+    if recheck:
+        done["rechecked"] = evaluate(result.best_network, config.env, episodes).mean(1)
+        done["rechecked_steps"] = result.best_steps
+    return done
 
 
 def longer_way(steps: int | None) -> str:
     return f"race, {steps:,} steps" if steps else ""
 
 
+def recheck_way(episodes: int) -> str:
+    return f"race, recheck {episodes}" if episodes else ""
+
+
+def means(returns: np.ndarray) -> str:
+    return ", ".join(f"{x:.0f}" for x in returns)
+
+
 def held_out_all(
-    ties: list[optuna.trial.FrozenTrial], seeds: int, episodes: int, steps: int | None = None
+    ties: list[optuna.trial.FrozenTrial],
+    seeds: int,
+    episodes: int,
+    steps: int | None = None,
+    recheck: int = 0,
 ) -> dict[int, dict]:
     """held_out() for every tie, by trial number, with a line of progress each."""
     long = f", {steps:,} steps each" if steps else ""
@@ -153,13 +212,19 @@ def held_out_all(
     kept = {}
     for i, trial in enumerate(ties):
         start = time.perf_counter()
-        done = kept[trial.number] = held_out(trial, seeds, episodes, steps)
+        done = kept[trial.number] = held_out(trial, seeds, episodes, steps, recheck)
         returns, best = done["final"], done["best"]
+        again = done.get("rechecked")
         print(
             f"  {i + 1}/{len(ties)} trial {trial.number}: {(returns >= SOLVED).sum()}/"
             f"{seeds} solved, min {returns.min():.1f}; with its best evaluation's weights "
-            f"{(best >= SOLVED).sum()}/{seeds}, min {best.min():.1f} "
-            f"({time.perf_counter() - start:.0f} s)",
+            f"{(best >= SOLVED).sum()}/{seeds}, min {best.min():.1f}"
+            + (
+                f"; rechecked {(again >= SOLVED).sum()}/{seeds}, min {again.min():.1f}"
+                if again is not None
+                else ""
+            )
+            + f" ({time.perf_counter() - start:.0f} s)",
             flush=True,
         )
     return kept
@@ -225,6 +290,13 @@ def main() -> None:
         metavar="N",
         help="also export with --steps N, and retrain every tie on the held-out seeds for N steps",
     )
+    p.add_argument(
+        "--recheck",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also export with --recheck N, and recheck the held-out retrains' ties on N episodes",
+    )
     args = p.parse_args()
     if "race" not in args.ways:
         p.error("--ways must include race (the others are compared with it)")
@@ -235,6 +307,8 @@ def main() -> None:
     chosen = {way: extra for way, extra in WAYS.items() if way in args.ways}
     if args.longer:
         chosen[longer_way(args.longer)] = ["--steps", str(args.longer)]
+    if args.recheck:
+        chosen[recheck_way(args.recheck)] = ["--recheck", str(args.recheck)]
     ways = {}
     with tempfile.TemporaryDirectory() as tmp:
         for way, extra in chosen.items():
@@ -257,7 +331,11 @@ def main() -> None:
 
     # as long as the export retrains by default, so that its pick is judged as it was trained
     kept = held_out_all(
-        ties, args.seeds, args.episodes, recorded(study, "budget").get("export_steps")
+        ties,
+        args.seeds,
+        args.episodes,
+        recorded(study, "budget").get("export_steps"),
+        args.recheck,
     )
     truth = {n: k["final"] for n, k in kept.items()}
     curves = {n: k["curve"] for n, k in kept.items()}
@@ -269,26 +347,43 @@ def main() -> None:
         "episodes each",
         "",
         "| trial | study rank | race place | held-out per-seed means | solved | min | "
-        "with the best evaluation's weights | solved |",
-        "|---:|---:|---:|---|---:|---:|---|---:|",
+        "with the best evaluation's weights | solved |"
+        + (f" rechecked on {args.recheck} more episodes | solved |" if args.recheck else ""),
+        "|---:|---:|---:|---|---:|---:|---|---:|" + ("---|---:|" if args.recheck else ""),
     ]
     for rank, trial in enumerate(ties, 1):
         r, b = truth[trial.number], kept[trial.number]["best"]
         place = race_order.index(trial.number) + 1 if trial.number in race_order else "-"
         lines.append(
-            f"| {trial.number} | {rank} | {place} | {', '.join(f'{x:.0f}' for x in r)} | "
-            f"{(r >= SOLVED).sum()}/{len(r)} | {r.min():.1f} | "
-            f"{', '.join(f'{x:.0f}' for x in b)} | {(b >= SOLVED).sum()}/{len(b)} |"
+            f"| {trial.number} | {rank} | {place} | {means(r)} | "
+            f"{(r >= SOLVED).sum()}/{len(r)} | {r.min():.1f} | {means(b)} | "
+            f"{(b >= SOLVED).sum()}/{len(b)} |"
+            + (
+                f" {means(a)} | {(a >= SOLVED).sum()}/{len(a)} |"
+                if (a := kept[trial.number].get("rechecked")) is not None
+                else ""
+            )
         )
     robust = sum(bool((r >= SOLVED).all()) for r in truth.values())
     robust_best = sum(bool((k["best"] >= SOLVED).all()) for k in kept.values())
+    robust_rechecked = sum(bool((k.get("rechecked", 0) >= SOLVED).all()) for k in kept.values())
     lines += [
         "",
         f"{robust} of {len(ties)} ties solve all {args.seeds} held-out seeds "
         f"(picking one at random meets the target with chance {robust / len(ties):.2f}); "
-        f"{robust_best} with the weights of each seed's best evaluation",
+        f"{robust_best} with the weights of each seed's best evaluation"
+        + (f", {robust_rechecked} with ties rechecked" if args.recheck else ""),
         "",
     ]
+    if args.recheck:
+        b, a = (np.stack([k[w] for k in kept.values()]) for w in ("best", "rechecked"))
+        lines += [
+            f"held-out runs (of {a.size}) that solve only with ties rechecked on {args.recheck} "
+            f"more episodes: {int(((b < SOLVED) & (a >= SOLVED)).sum())}; only without: "
+            f"{int(((b >= SOLVED) & (a < SOLVED)).sum())}; failed {int((b < SOLVED).sum())} "
+            f"without, {int((a < SOLVED).sum())} with",
+            "",
+        ]
     if longer:
         solving = sum(bool((k["best"] >= SOLVED).all()) for k in longer.values())
         lines.append(longer_lines(ties, kept, longer, args.longer, args.seeds, solving))
@@ -300,7 +395,10 @@ def main() -> None:
     for way, w in ways.items():
         # judged with the weights that export kept, trained as long as that export trained
         runs = longer if way == longer_way(args.longer) else kept
-        r = runs[w["trial"]]["final" if w["keep_weights"] == "final" else "best"]
+        weights = "final" if w["keep_weights"] == "final" else "best"
+        if way == recheck_way(args.recheck) and weights == "best":
+            weights = "rechecked"
+        r = runs[w["trial"]][weights]
         w["held_out_means"] = r.round(2).tolist()
         w["target_met"] = bool((r >= SOLVED).all())
         lines.append(
@@ -324,6 +422,16 @@ def main() -> None:
                 "ties_keep_best": {n: k["best"].round(2).tolist() for n, k in kept.items()},
                 "ties_keep_best_steps": {n: k["best_steps"] for n, k in kept.items()},
                 "ties_solving_all_keep_best": robust_best,
+                # with --recheck N: the held-out runs above rechecked their ties on N episodes
+                # (unchanged training), and these are the weights that kept
+                "recheck_episodes": args.recheck,
+                "ties_keep_rechecked": {
+                    n: k["rechecked"].round(2).tolist() for n, k in kept.items() if args.recheck
+                },
+                "ties_keep_rechecked_steps": {
+                    n: k["rechecked_steps"] for n, k in kept.items() if args.recheck
+                },
+                "ties_solving_all_keep_rechecked": robust_rechecked if args.recheck else None,
                 "ties_held_out_curves": curves,
                 # each tie's curve on the study's own seeds: [[step, return of each seed], ...]
                 "ties_study_curves": {t.number: t.user_attrs.get("curve") for t in ties},
