@@ -217,11 +217,16 @@ def test_steps_retrains_longer_than_the_trial_and_says_so(copy):
     assert "2,500 env steps each (--steps; the trial trained 1,500)" in report
 
 
-def test_the_study_files_export_steps_is_the_default_and_steps_overrides_it(copy):
+def test_the_study_files_export_steps_and_recheck_are_the_defaults_and_flags_override_them(
+    copy,
+):
     study = load(copy)
     trial = next(t for t in study.get_trials() if t.state == TrialState.COMPLETE)
-    # as a study created from a file with budget.export_steps records it
-    recorded = TINY.replace("eval_episodes: 2}", "eval_episodes: 2, export_steps: 2000}")
+    assert trial.user_attrs["config"]["recheck_episodes"] == 0  # the trials did not recheck
+    # as a study created from a file with budget.export_steps and export_recheck records them
+    recorded = TINY.replace(
+        "eval_episodes: 2}", "eval_episodes: 2, export_steps: 2000, export_recheck: 3}"
+    )
     study.set_user_attr("study_file", recorded)
     url = ["--storage", f"sqlite:///{copy / 'tiny.db'}", "--study-name", "tiny"]
     args = [*url, "--trial", str(trial.number), "--seeds", "2", "--episodes", "5"]
@@ -235,9 +240,10 @@ def test_the_study_files_export_steps_is_the_default_and_steps_overrides_it(copy
         "(the study file's budget.export_steps; the trial trained 1,500)"
         in (copy / "file" / "report.md").read_text()
     )
+    assert load_config(copy / "file" / f"trial-{trial.number}.yaml").recheck_episodes == 3
     # a study recorded before the key existed takes it from the study file given
     study.set_user_attr("study_file", TINY)
-    (copy / "tiny.yaml").write_text(recorded.replace("2000}", "2500}"))
+    (copy / "tiny.yaml").write_text(recorded.replace("2000, export_recheck: 3}", "2500}"))
     mine = ["--study", str(copy / "tiny.yaml"), *args[4:]]
     done = export(*mine, "--out", str(copy / "given"))
     assert done.returncode == 0, done.stderr
@@ -245,13 +251,15 @@ def test_the_study_files_export_steps_is_the_default_and_steps_overrides_it(copy
         (copy / "given" / f"trial-{trial.number}" / "verification.json").read_text()
     )
     assert summary["eval_steps"][-1] == 2500
-    done = export(*args, "--steps", "1500", "--out", str(copy / "flag"))
+    assert load_config(copy / "given" / f"trial-{trial.number}.yaml").recheck_episodes == 0
+    done = export(*args, "--steps", "1500", "--recheck", "5", "--out", str(copy / "flag"))
     assert done.returncode == 0, done.stderr
     summary = json.loads(
         (copy / "flag" / f"trial-{trial.number}" / "verification.json").read_text()
     )
     assert summary["eval_steps"][-1] == 1500
     assert "env steps each, in one batched run" in (copy / "flag" / "report.md").read_text()
+    assert load_config(copy / "flag" / f"trial-{trial.number}.yaml").recheck_episodes == 5
 
 
 def test_top_k_and_a_chosen_trial(copy):

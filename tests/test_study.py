@@ -238,6 +238,16 @@ def test_the_default_study_exports_configs_trained_twice_as_long_as_its_trials()
     assert load_study_spec_text(TINY).export_steps is None  # the trials' own steps
 
 
+def test_the_default_study_exports_with_ties_rechecked_and_its_trials_do_not_recheck():
+    """Rechecking a seed's evaluations tied at its best on 20 more episodes saved held-out runs
+    that kept weights from an evaluation that showed 500 and fell short over 100 (README);
+    trials never use the weights they keep, so they do not pay for it."""
+    spec = load_study_spec("studies/cartpole.yaml")
+    assert spec.export_recheck == 20 and "recheck_episodes" not in spec.base
+    assert spec.base["keep_weights"] == "best"  # a recheck only tells apart kept weights
+    assert load_study_spec_text(TINY).export_recheck is None  # the trials' own
+
+
 def test_a_percentile_pruner_keeps_only_that_top_share_at_each_evaluation(tmp_path):
     """percentile: 25 keeps a trial only while it is in the top quarter of the complete trials
     at that step: after 10, 20, 30 and 40, a 32 is pruned (the 75th percentile is 32.5) and a 33
@@ -381,6 +391,10 @@ BAD = [
     (
         TINY.replace("eval_episodes: 2}", "eval_episodes: 2, export_steps: 0}"),
         "budget.export_steps=0 must be a whole number >= 1",
+    ),
+    (
+        TINY.replace("eval_episodes: 2}", "eval_episodes: 2, export_recheck: -1}"),
+        "budget.export_recheck=-1 must be a whole number >= 0",
     ),
     ("env: CartPole-v1\nbudget: [1]\nspace: {gamma: 0.9}\n", "'budget' must be a mapping"),
     ("env: CartPole-v1\nspace: {gamma: [0.9\n", "not valid YAML"),

@@ -151,7 +151,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         metavar="N",
         help="with best weights kept, a seed's evaluations tied at its best are told apart by N "
-        "more greedy episodes (recheck_episodes; 0: not; default: the trial's own)",
+        "more greedy episodes (recheck_episodes; 0: not; default: the study file's "
+        "budget.export_recheck, else the trial's own)",
     )
     p.add_argument(
         "--steps",
@@ -210,7 +211,8 @@ class Source:
     steps_from: str = "--steps"
     """Where `steps` came from, as the report and errors name it."""
     recheck: int | None = None
-    """--recheck: the recheck_episodes every retrain uses; None keeps each trial's own."""
+    """The recheck_episodes every retrain uses (--recheck, else the study file's
+    budget.export_recheck); None keeps each trial's own."""
 
 
 def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
@@ -240,13 +242,17 @@ def find_study(args: argparse.Namespace) -> tuple[optuna.Study, Source]:
     out = study_dir(name, spec.path if spec else None)
     tie = read_tie(tie, f"study {name!r}: objective.tie")
     study_file = spec.path if spec else None
+    # the budget the study recorded when it was created, else the study file's given
+    budget = recorded(study, "budget")
     steps, steps_from = args.steps, "--steps"
     if steps is None:
-        budget = recorded(study, "budget")
         steps = budget.get("export_steps") or (spec.export_steps if spec else None)
         steps_from = "the study file's budget.export_steps"
+    recheck = args.recheck
+    if recheck is None:
+        recheck = budget.get("export_recheck", spec.export_recheck if spec else None)
     return study, Source(
-        url, name, how, out, tie, study_file, args.keep, steps, steps_from, args.recheck
+        url, name, how, out, tie, study_file, args.keep, steps, steps_from, recheck
     )
 
 

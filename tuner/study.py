@@ -91,6 +91,10 @@ class StudySpec:
     export_steps: int | None = None
     """Env steps per seed when tuner.export retrains a trial's config (None: `steps`, what the
     trials trained)."""
+    export_recheck: int | None = None
+    """The recheck_episodes tuner.export retrains a trial's config with (None: the trial's own).
+    Trials do not use the weights they keep, so a recheck during a study would cost time and
+    change nothing; the export's retrains keep and save theirs."""
 
     @property
     def name(self) -> str:
@@ -156,11 +160,18 @@ def load_study_spec(path: str | Path) -> StudySpec:
             raise TunerError(f"{src}: missing {key!r}; see studies/cartpole.yaml for an example")
 
     budget = _mapping(data, "budget", src)
-    _only(budget, ("steps", "eval_every", "eval_episodes", "export_steps"), f"{src}: budget")
+    _only(
+        budget,
+        ("steps", "eval_every", "eval_episodes", "export_steps", "export_recheck"),
+        f"{src}: budget",
+    )
     steps = _whole(budget.get("steps"), f"{src}: budget.steps")
     export_steps = budget.get("export_steps")
     if export_steps is not None:
         export_steps = _whole(export_steps, f"{src}: budget.export_steps")
+    export_recheck = budget.get("export_recheck")
+    if export_recheck is not None:
+        export_recheck = _whole(export_recheck, f"{src}: budget.export_recheck", least=0)
     eval_every = _whole(budget.get("eval_every", max(1, steps // 5)), f"{src}: budget.eval_every")
     eval_episodes = _whole(budget.get("eval_episodes", 5), f"{src}: budget.eval_episodes")
     seeds = _whole(data.get("seeds", 3), f"{src}: seeds")
@@ -195,6 +206,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
         confirm=confirm,
         tie=tie,
         export_steps=export_steps,
+        export_recheck=export_recheck,
         base=base,
         space=space,
         enqueue=[],
