@@ -12,9 +12,9 @@ how many ties a study ended with (tuner.study.FEW_TIES, the count below which tu
 tuner.export advise a new study, comes from that table). All of that judges ties and picks by
 their final weights, the one truth every run recorded; the runs that also played each held-out
 seed with its best evaluation's weights (export_pick since 2026-12-06) are then compared both ways
-on the same studies; runs that exported with best weights only (export_pick --longer) are left
-out of the final-weights tables and pooled in a table of their own: the ties and the picks
-retrained for fewer steps against more. Prints tables and writes
+on the same studies; runs that exported with best weights only (export_pick --longer or
+--recheck) are left out of the final-weights tables, and those with --longer are pooled in a
+table of their own: the ties and the picks retrained for fewer steps against more. Prints tables and writes
 benchmarks/results/pick_pool.json.
 """
 
@@ -134,13 +134,14 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pick_pool.json")
     args = p.parse_args()
 
-    runs, files, best_only = [], [], 0
+    runs, files, best_only, best_only_longer = [], [], 0, 0
     for path in sorted(args.results.glob("export_pick_*.json")):
         data = json.loads(path.read_text())
         files.append(data)
         exports = final_weights(data["exports"])
         if "race" not in exports:  # no export played final weights: not in these tables
             best_only += 1
+            best_only_longer += bool(data.get("longer"))
             continue
         ties = {int(t): all(m >= SOLVED for m in means) for t, means in data["ties"].items()}
         runs.append((path.name, ties, exports))
@@ -194,7 +195,10 @@ def main() -> None:
     n_runs = len(runs)
     print(f"\n{n_runs} studies; the target is met when the pick solves all 5 held-out seeds")
     if best_only:
-        print(f"  ({best_only} more exported with best weights only: the last table pools them)")
+        print(
+            f"  ({best_only} more exported with best weights only; the last table pools the "
+            f"{best_only_longer} of them run with --longer)"
+        )
     reachable = sum(any(ties.values()) for _, ties, _ in runs)
     print(f"  a tie picked at random: {chance:.1f} of {n_runs} expected")
     print(
