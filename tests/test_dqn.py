@@ -325,10 +325,14 @@ def test_a_recheck_changes_which_weights_are_kept_never_the_training():
     assert (checked.eval_returns[:, 2] == 42).all() and plain.best_steps[2] == 2000
     assert checked.best_steps[2] < 2000
     again = [
-        evaluate(net, config.env, 5, first=RECHECK_EPISODE)[2].mean()
+        evaluate(net, config.env, 5, first=RECHECK_EPISODE).mean(1)
         for net in (checked.best_network, checked.network)
     ]
-    assert again[0] > again[1]  # the last evaluation lost its tie on the recheck
+    assert again[0][2] > again[1][2]  # the last evaluation lost its tie on the recheck
+    # the recheck played the kept weights on the episodes from RECHECK_EPISODE, not the ones
+    # evaluations play (which would have scored them otherwise)
+    assert checked.rechecked == again[0].tolist() and plain.rechecked is None
+    assert evaluate(checked.best_network, config.env, 5).mean(1)[2] != again[0][2]
 
 
 LEARNS = FAST.replace(
@@ -360,6 +364,19 @@ def test_keep_weights_best_keeps_the_weights_a_run_stopped_at_that_evaluation_en
     assert final.kept is final.network and final.kept_steps == [2000] * 3
     assert torch.equal(final.network.params, result.network.params)
     assert torch.equal(final.best_network.params, result.best_network.params)
+
+
+def test_runs_merged_in_seed_order_keep_each_seeds_recheck():
+    # the export splits one config's seeds across workers and merges the parts
+    config = LEARNS.replace(keep_weights="best", recheck_episodes=2)
+    parts = [
+        dqn.retrain(config.replace(seed=s), [s], device="cpu", episodes=2, progress=False)
+        for s in (2, 1)
+    ]
+    merged = dqn.merge(parts).result
+    assert merged.seeds == [1, 2] and len(merged.rechecked) == 2
+    assert merged.rechecked == parts[1].result.rechecked + parts[0].result.rechecked
+    assert merged.best_steps == parts[1].result.best_steps + parts[0].result.best_steps
 
 
 def test_checkpoints_and_retrain_use_the_kept_weights(tmp_path):

@@ -94,6 +94,10 @@ class TrainResult:
     task and lost it keeps what it had. Its initial weights when it was never evaluated."""
     best_steps: list[int]
     """[K]: the env step of each seed's best evaluation (0 where there was none)."""
+    rechecked: list[float] | None = None
+    """[K]: with recheck_episodes, each seed's best_network weights' mean return over the recheck
+    episodes (from RECHECK_EPISODE; -inf where none was played); None without a recheck (and for
+    a merged run where a part, such as a diverged seed's, had none)."""
 
     @property
     def kept(self) -> BatchedQNetwork:
@@ -699,6 +703,7 @@ def train(
         network=online,
         best_network=best.network,
         best_steps=best.steps.tolist(),
+        rechecked=best.rechecked.tolist() if recheck is not None else None,
     )
 
 
@@ -815,6 +820,9 @@ def merge(parts: list[Retrained]) -> Retrained:
             [(r.best_network, k) for r in runs for k in range(len(r.seeds))]
         ),
         best_steps=[step for r in runs for step in r.best_steps],
+        rechecked=None
+        if any(r.rechecked is None for r in runs)
+        else [x for r in runs for x in r.rechecked],
     )
     returns = np.vstack([p.returns for p in parts])
     return Retrained(result, returns, {s: t for p in parts for s, t in p.diverged.items()})
