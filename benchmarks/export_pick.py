@@ -366,7 +366,9 @@ def main() -> None:
         )
     robust = sum(bool((r >= SOLVED).all()) for r in truth.values())
     robust_best = sum(bool((k["best"] >= SOLVED).all()) for k in kept.values())
-    robust_rechecked = sum(bool((k.get("rechecked", 0) >= SOLVED).all()) for k in kept.values())
+    # with --recheck: each tie's held-out means with the weights its rechecked ties kept
+    rechecked = {n: k["rechecked"] for n, k in kept.items() if "rechecked" in k}
+    robust_rechecked = sum(bool((r >= SOLVED).all()) for r in rechecked.values())
     lines += [
         "",
         f"{robust} of {len(ties)} ties solve all {args.seeds} held-out seeds "
@@ -376,7 +378,8 @@ def main() -> None:
         "",
     ]
     if args.recheck:
-        b, a = (np.stack([k[w] for k in kept.values()]) for w in ("best", "rechecked"))
+        b = np.stack([k["best"] for k in kept.values()])
+        a = np.stack(list(rechecked.values()))
         lines += [
             f"held-out runs (of {a.size}) that solve only with ties rechecked on {args.recheck} "
             f"more episodes: {int(((b < SOLVED) & (a >= SOLVED)).sum())}; only without: "
@@ -425,12 +428,8 @@ def main() -> None:
                 # with --recheck N: the held-out runs above rechecked their ties on N episodes
                 # (unchanged training), and these are the weights that kept
                 "recheck_episodes": args.recheck,
-                "ties_keep_rechecked": {
-                    n: k["rechecked"].round(2).tolist() for n, k in kept.items() if args.recheck
-                },
-                "ties_keep_rechecked_steps": {
-                    n: k["rechecked_steps"] for n, k in kept.items() if args.recheck
-                },
+                "ties_keep_rechecked": {n: r.round(2).tolist() for n, r in rechecked.items()},
+                "ties_keep_rechecked_steps": {n: kept[n]["rechecked_steps"] for n in rechecked},
                 "ties_solving_all_keep_rechecked": robust_rechecked if args.recheck else None,
                 "ties_held_out_curves": curves,
                 # each tie's curve on the study's own seeds: [[step, return of each seed], ...]

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from export_pick import HELD_OUT, SOLVED  # this script's folder is on sys.path when it runs
+from export_pick import HELD_OUT, SHIPPED_BEST, SOLVED  # this script's folder is on sys.path
 
 import tuner.dqn as dqn
 from tuner.config import DQNConfig
@@ -53,7 +53,6 @@ from tuner.study import recorded
 ROOT = Path(__file__).resolve().parent.parent
 TRUTH = 100  # episodes 0-99 judge every rule
 RECHECK = 20  # episodes 100-119 are a rule's to spend
-SHIPPED_BEST = dqn.Best
 RUNS: list[Recording] = []  # the Recording of each training run, in the order they began
 
 

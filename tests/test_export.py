@@ -196,6 +196,8 @@ def test_keep_best_plays_and_saves_each_seeds_weights_from_its_best_evaluation(c
         (copy / "final" / f"trial-{trial.number}" / "verification.json").read_text()
     )
     assert summary["keep_weights"] == "final" and set(summary["kept_steps"]) == {1500}
+    # a study file without export_recheck leaves each trial's own (the trials did not recheck)
+    assert load_config(copy / "final" / f"trial-{trial.number}.yaml").recheck_episodes == 0
 
 
 def test_steps_retrains_longer_than_the_trial_and_says_so(copy):
@@ -243,7 +245,9 @@ def test_the_study_files_export_steps_and_recheck_are_the_defaults_and_flags_ove
     assert load_config(copy / "file" / f"trial-{trial.number}.yaml").recheck_episodes == 3
     # a study recorded before the key existed takes it from the study file given
     study.set_user_attr("study_file", TINY)
-    (copy / "tiny.yaml").write_text(recorded.replace("2000, export_recheck: 3}", "2500}"))
+    (copy / "tiny.yaml").write_text(
+        recorded.replace("2000, export_recheck: 3}", "2500, export_recheck: 4}")
+    )
     mine = ["--study", str(copy / "tiny.yaml"), *args[4:]]
     done = export(*mine, "--out", str(copy / "given"))
     assert done.returncode == 0, done.stderr
@@ -251,7 +255,7 @@ def test_the_study_files_export_steps_and_recheck_are_the_defaults_and_flags_ove
         (copy / "given" / f"trial-{trial.number}" / "verification.json").read_text()
     )
     assert summary["eval_steps"][-1] == 2500
-    assert load_config(copy / "given" / f"trial-{trial.number}.yaml").recheck_episodes == 0
+    assert load_config(copy / "given" / f"trial-{trial.number}.yaml").recheck_episodes == 4
     done = export(*args, "--steps", "1500", "--recheck", "5", "--out", str(copy / "flag"))
     assert done.returncode == 0, done.stderr
     summary = json.loads(
