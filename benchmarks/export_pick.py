@@ -23,6 +23,10 @@ study:
   evaluation's weights (the shipped `studies/cartpole.yaml` since 2026-12-06): there "race"
   already keeps best, and this is the way to compare it with. Either keep way is the same run
   as "race" where the study keeps those weights already, and is not run twice.
+- race, no recheck: the defaults with `--recheck 0`, for studies whose file sets
+  budget.export_recheck (the shipped file since 2026-12-07): there "race" already rechecks the
+  ties (see `--recheck` below), and this is the export before that. Where the study rechecks
+  nothing, it is the same run as "race".
 `--ways` runs some of them only. With `--longer N`, one way more:
 - race, N steps: the defaults with `--steps N`: every retrained seed trains N env steps rather
   than the export's default (the study file's budget.export_steps, else the trials' budget).
@@ -38,14 +42,14 @@ With `--recheck N`, one way more:
 Then every tie is retrained on H held-out seeds (5,000,000 up: no study, export or other benchmark
 uses them) and played for 100 greedy episodes per seed, once with its final weights and once with
 those of its best evaluation (one training run gives both), for as many steps as the export
-retrains by default, and with `--longer N` once more for N steps. With `--recheck N` that run
-rechecks ties too, and gives a third copy of the weights, the rechecked best (a recheck only
-plays more episodes: the training, its curve and the other two copies are unchanged). That is the ground truth each
-export's best.yaml is judged by (with the weights that export kept), and it is the issue's
-quality target: the best config, retrained on 5 fresh seeds, scores >= 475 on all 5. Prints a
-table and writes JSON, which also keeps the per-seed results of every race entry and every full
-verification, so that a later pooled analysis can replay another way of choosing on the same
-seeds.
+retrains by default, and with `--longer N` once more for N steps. With `--recheck N`, or where
+the study rechecks (budget.export_recheck), that run rechecks ties too and gives a third copy of
+the weights, the rechecked best (a recheck only plays more episodes: the training, its curve and
+the other two copies are unchanged). That is the ground truth each export's best.yaml is judged
+by (with the weights that export kept), and it is the issue's quality target: the best config,
+retrained on 5 fresh seeds, scores >= 475 on all 5. Prints a table and writes JSON, which also
+keeps the per-seed results of every race entry and every full verification, so that a later
+pooled analysis can replay another way of choosing on the same seeds.
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ WAYS = {
     "race, 20 seeds": ["--seeds", "20"],
     "race, keep best": ["--keep", "best"],
     "race, keep final": ["--keep", "final"],
+    "race, no recheck": ["--recheck", "0"],
 }
 
 
@@ -121,6 +126,7 @@ def read_export(out: Path, extra: list[str], wall: float, stdout: str) -> dict:
     return {
         "args": extra,
         "keep_weights": best["keep_weights"],
+        "recheck_episodes": best.get("recheck_episodes", 0),  # absent before 2026-12-07
         "wall_seconds": round(wall, 1),
         "trial": best["trial"],
         "export_seeds_solved": best["successes"],
@@ -310,6 +316,7 @@ def main() -> None:
     if args.recheck:
         chosen[recheck_way(args.recheck)] = ["--recheck", str(args.recheck)]
     ways = {}
+    recheck = args.recheck
     with tempfile.TemporaryDirectory() as tmp:
         for way, extra in chosen.items():
             same = None  # why this way would run what "race" already ran
@@ -317,12 +324,22 @@ def main() -> None:
                 same = "which verified no reserve"
             if extra[:1] == ["--keep"] and extra[1:] == [ways["race"]["keep_weights"]]:
                 same = f"whose study keeps {extra[1]} weights already"
+            if extra[:1] == ["--recheck"] and int(extra[1]) == ways["race"]["recheck_episodes"]:
+                n = int(extra[1])
+                same = f"which rechecks ties on {n} episodes" if n else "which rechecks no ties"
             if same:
                 print(f"{way}: the same run as race, {same}", flush=True)
                 ways[way] = {**ways["race"], "args": extra, "same_run_as": "race"}
                 continue
             out = Path(tmp) / way.replace(" ", "-").replace(",", "")
             ways[way] = run_export(args.storage, args.study_name, extra, out)
+            # the held-out retrain rechecks on --recheck's episodes, else on the study's own
+            recheck = recheck or ways[way]["recheck_episodes"]
+            if ways[way]["recheck_episodes"] not in (0, recheck):
+                sys.exit(
+                    f"{way} rechecks on {ways[way]['recheck_episodes']} episodes and another way "
+                    f"on {recheck}: the held-out retrain can recheck on one number only"
+                )
             race = out / "race.json"  # absent when no more trials tied than go on
             if way == "race" or race.exists():
                 raced = json.loads(race.read_text()) if race.exists() else []
@@ -335,11 +352,13 @@ def main() -> None:
         args.seeds,
         args.episodes,
         recorded(study, "budget").get("export_steps"),
-        args.recheck,
+        recheck,
     )
     truth = {n: k["final"] for n, k in kept.items()}
     curves = {n: k["curve"] for n, k in kept.items()}
-    longer = held_out_all(ties, args.seeds, args.episodes, args.longer) if args.longer else {}
+    longer = (
+        held_out_all(ties, args.seeds, args.episodes, args.longer, recheck) if args.longer else {}
+    )
 
     race_order = ways["race"]["race_order"]
     lines = [
@@ -348,8 +367,8 @@ def main() -> None:
         "",
         "| trial | study rank | race place | held-out per-seed means | solved | min | "
         "with the best evaluation's weights | solved |"
-        + (f" rechecked on {args.recheck} more episodes | solved |" if args.recheck else ""),
-        "|---:|---:|---:|---|---:|---:|---|---:|" + ("---|---:|" if args.recheck else ""),
+        + (f" rechecked on {recheck} more episodes | solved |" if recheck else ""),
+        "|---:|---:|---:|---|---:|---:|---|---:|" + ("---|---:|" if recheck else ""),
     ]
     for rank, trial in enumerate(ties, 1):
         r, b = truth[trial.number], kept[trial.number]["best"]
@@ -374,14 +393,14 @@ def main() -> None:
         f"{robust} of {len(ties)} ties solve all {args.seeds} held-out seeds "
         f"(picking one at random meets the target with chance {robust / len(ties):.2f}); "
         f"{robust_best} with the weights of each seed's best evaluation"
-        + (f", {robust_rechecked} with ties rechecked" if args.recheck else ""),
+        + (f", {robust_rechecked} with ties rechecked" if recheck else ""),
         "",
     ]
-    if args.recheck:
+    if recheck:
         b = np.stack([k["best"] for k in kept.values()])
         a = np.stack(list(rechecked.values()))
         lines += [
-            f"held-out runs (of {a.size}) that solve only with ties rechecked on {args.recheck} "
+            f"held-out runs (of {a.size}) that solve only with ties rechecked on {recheck} "
             f"more episodes: {int(((b < SOLVED) & (a >= SOLVED)).sum())}; only without: "
             f"{int(((b >= SOLVED) & (a < SOLVED)).sum())}; failed {int((b < SOLVED).sum())} "
             f"without, {int((a < SOLVED).sum())} with",
@@ -399,13 +418,13 @@ def main() -> None:
         # judged with the weights that export kept, trained as long as that export trained
         runs = longer if way == longer_way(args.longer) else kept
         weights = "final" if w["keep_weights"] == "final" else "best"
-        if way == recheck_way(args.recheck) and weights == "best":
-            weights = "rechecked"
+        if weights == "best" and w["recheck_episodes"]:
+            weights = "rechecked"  # on as many episodes as the held-out retrain (checked above)
         r = runs[w["trial"]][weights]
         w["held_out_means"] = r.round(2).tolist()
         w["target_met"] = bool((r >= SOLVED).all())
         lines.append(
-            f"| {way} | {w['wall_seconds'] / 60:.1f} | trial {w['trial']} | {w['keep_weights']} | "
+            f"| {way} | {w['wall_seconds'] / 60:.1f} | trial {w['trial']} | {weights} | "
             f"{w['export_seeds_solved']}/{w['export_seeds']} | {(r >= SOLVED).sum()}/{len(r)} | "
             f"{r.min():.1f} | {'yes' if w['target_met'] else 'no'} |"
         )
@@ -427,10 +446,10 @@ def main() -> None:
                 "ties_solving_all_keep_best": robust_best,
                 # with --recheck N: the held-out runs above rechecked their ties on N episodes
                 # (unchanged training), and these are the weights that kept
-                "recheck_episodes": args.recheck,
+                "recheck_episodes": recheck,
                 "ties_keep_rechecked": {n: r.round(2).tolist() for n, r in rechecked.items()},
                 "ties_keep_rechecked_steps": {n: kept[n]["rechecked_steps"] for n in rechecked},
-                "ties_solving_all_keep_rechecked": robust_rechecked if args.recheck else None,
+                "ties_solving_all_keep_rechecked": robust_rechecked if recheck else None,
                 "ties_held_out_curves": curves,
                 # each tie's curve on the study's own seeds: [[step, return of each seed], ...]
                 "ties_study_curves": {t.number: t.user_attrs.get("curve") for t in ties},

@@ -237,7 +237,7 @@ def test_the_study_files_export_steps_and_recheck_are_the_defaults_and_flags_ove
     summary = json.loads(
         (copy / "file" / f"trial-{trial.number}" / "verification.json").read_text()
     )
-    assert summary["eval_steps"][-1] == 2000
+    assert summary["eval_steps"][-1] == 2000 and summary["recheck_episodes"] == 3
     assert (
         "(the study file's budget.export_steps; the trial trained 1,500)"
         in (copy / "file" / "report.md").read_text()
@@ -254,14 +254,14 @@ def test_the_study_files_export_steps_and_recheck_are_the_defaults_and_flags_ove
     summary = json.loads(
         (copy / "given" / f"trial-{trial.number}" / "verification.json").read_text()
     )
-    assert summary["eval_steps"][-1] == 2500
+    assert summary["eval_steps"][-1] == 2500 and summary["recheck_episodes"] == 4
     assert load_config(copy / "given" / f"trial-{trial.number}.yaml").recheck_episodes == 4
     done = export(*args, "--steps", "1500", "--recheck", "5", "--out", str(copy / "flag"))
     assert done.returncode == 0, done.stderr
     summary = json.loads(
         (copy / "flag" / f"trial-{trial.number}" / "verification.json").read_text()
     )
-    assert summary["eval_steps"][-1] == 1500
+    assert summary["eval_steps"][-1] == 1500 and summary["recheck_episodes"] == 5
     assert "env steps each, in one batched run" in (copy / "flag" / "report.md").read_text()
     assert load_config(copy / "flag" / f"trial-{trial.number}.yaml").recheck_episodes == 5
 

@@ -395,6 +395,8 @@ class Verified:
             "diverged": {str(seed): step for seed, step in self.diverged.items()},
             "retrain_seconds": round(self.result.wall_seconds, 2),
             "keep_weights": self.config.keep_weights,
+            # > 0: evaluations tied at a seed's best were told apart by this many more episodes
+            "recheck_episodes": self.config.recheck_episodes,
             "kept_steps": [int(s) for s in self.result.kept_steps],
             # how each fresh seed learned, not only where it ended
             "eval_steps": [int(s) for s in self.result.eval_steps],
