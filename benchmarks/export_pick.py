@@ -461,6 +461,12 @@ def main() -> None:
                     "ties": {n: k["final"].round(2).tolist() for n, k in longer.items()},
                     "ties_keep_best": {n: k["best"].round(2).tolist() for n, k in longer.items()},
                     "ties_keep_best_steps": {n: k["best_steps"] for n, k in longer.items()},
+                    # where the held-out runs recheck (as above)
+                    "ties_keep_rechecked": {
+                        n: k["rechecked"].round(2).tolist()
+                        for n, k in longer.items()
+                        if "rechecked" in k
+                    },
                     "ties_held_out_curves": {n: k["curve"] for n, k in longer.items()},
                     "ties_solving_all_keep_best": solving,
                 }

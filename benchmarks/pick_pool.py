@@ -13,9 +13,11 @@ tuner.export advise a new study, comes from that table). All of that judges ties
 their final weights, the one truth every run recorded; the runs that also played each held-out
 seed with its best evaluation's weights (export_pick since 2026-12-06) are then compared both ways
 on the same studies; runs that exported with best weights only (export_pick --longer or
---recheck) are left out of the final-weights tables, and those with --longer are pooled in a
-table of their own: the ties and the picks retrained for fewer steps against more. Prints tables and writes
-benchmarks/results/pick_pool.json.
+--recheck, and every run of the shipped study since 2026-12-07) are left out of the
+final-weights tables, and those with --longer are pooled in a table of their own: the ties and
+the picks retrained for fewer steps against more. The last table pools every run that played
+best weights, by how the export retrained (20,000 or 40,000 steps, ties rechecked or not), as
+the shipped export now keeps them. Prints tables and writes benchmarks/results/pick_pool.json.
 """
 
 from __future__ import annotations
@@ -126,6 +128,72 @@ def longer_compared(files: list[dict]) -> dict:
         both["met"] += bool(ways[0]["target_met"])
         both["met_longer"] += bool(ways[1]["target_met"])
     return both
+
+
+def kept(way: dict) -> tuple[str, int]:
+    """The weights an export way was judged by: ("final", 0), ("best", 0), or ("best", N) when
+    evaluations tied at a seed's best were rechecked on N more episodes. Runs record N from
+    2026-12-07's Intel day on; before, only a `--recheck N` way rechecked."""
+    if way.get("keep_weights", "final") == "final":
+        return "final", 0
+    n = way.get("recheck_episodes")
+    if n is None:
+        args = way["args"]
+        n = int(args[args.index("--recheck") + 1]) if "--recheck" in args else 0
+    return "best", n
+
+
+def by_retrain(files: list[dict]) -> dict[str, dict]:
+    """The race's picks played with each seed's best evaluation's weights (the shipped export
+    since 2026-12-06), pooled by how the export retrained: env steps, and whether tied
+    evaluations were rechecked. Per group: studies, the pick meeting the target, robust ties and
+    held-out runs failed (every tie, with those weights), and how often a pick that solved all
+    of the export's own seeds then solved all held-out ones. A study counts once in every group
+    it ran (its race, keep best, --steps, --recheck or no-recheck way). A rechecked group also
+    counts the held-out runs that solve only with the recheck ("saved") and only without it
+    ("lost"): the same training runs played with the weights of their latest best evaluation."""
+    groups: dict[tuple[int, int], dict] = {}
+    keys = ("studies", "met", "ties", "robust", "runs", "failed", "all_own", "all_own_met")
+    for data in files:
+        best = {
+            way: e
+            for way, e in data["exports"].items()
+            if kept(e)[0] == "best" and way.startswith("race") and way != "race, 20 seeds"
+        }
+        if not best:  # a run from before best weights (and before it kept the ties' curves)
+            continue
+        base = data.get("held_out_steps") or trained_steps(data)
+        seen = set()
+        for e in best.values():
+            recheck = kept(e)[1]
+            args = e["args"]
+            steps = int(args[args.index("--steps") + 1]) if "--steps" in args else base
+            if (steps, recheck) in seen:
+                continue
+            seen.add((steps, recheck))
+            # export_pick's held-out runs recheck as often as its rechecking ways (or not at all)
+            runs = data if steps == base else data["longer"]
+            truth = runs["ties_keep_rechecked"] if recheck else runs["ties_keep_best"]
+            g = groups.setdefault((steps, recheck), dict.fromkeys((*keys, "saved", "lost"), 0))
+            solved = [[m >= SOLVED for m in means] for means in truth.values()]
+            g["studies"] += 1
+            g["met"] += bool(e["target_met"])
+            g["ties"] += len(solved)
+            g["robust"] += sum(map(all, solved))
+            g["runs"] += sum(map(len, solved))
+            g["failed"] += sum(r.count(False) for r in solved)
+            if e["export_seeds_solved"] == e["export_seeds"]:
+                g["all_own"] += 1
+                g["all_own_met"] += bool(e["target_met"])
+            if recheck:
+                for trial, means in truth.items():
+                    plain = runs["ties_keep_best"][trial]
+                    g["saved"] += sum(a >= SOLVED > b for a, b in zip(means, plain))
+                    g["lost"] += sum(b >= SOLVED > a for a, b in zip(means, plain))
+    return {
+        f"{steps:,} steps" + (f", rechecked on {n}" if n else ""): groups[steps, n]
+        for steps, n in sorted(groups)
+    }
 
 
 def main() -> None:
@@ -261,6 +329,29 @@ def main() -> None:
             f"  race's pick met the target: {rate(c['met'], c['studies'])} fewer, "
             f"{rate(c['met_longer'], c['studies'])} more"
         )
+    retrained = by_retrain(files)
+    if retrained:
+        print(
+            "\nthe race's pick played with each seed's best evaluation's weights, by how the "
+            "export retrained\n(a study counts in every group it ran; ties and runs judged with "
+            "the same weights):"
+        )
+        print(
+            f"  {'retrain':<29} {'studies':>7}  {'pick met the target':<27} {'robust ties':<28} "
+            f"{'held-out runs failed':<20}  picks solving all own seeds, then held-out"
+        )
+        for label, g in retrained.items():
+            print(
+                f"  {label:<29} {g['studies']:>7}  {rate(g['met'], g['studies']):<27} "
+                f"{rate(g['robust'], g['ties']):<28} {g['failed']:>4} of {g['runs']:<12}  "
+                f"{rate(g['all_own_met'], g['all_own'])}"
+            )
+        for label, g in retrained.items():
+            if ", rechecked" in label:
+                print(
+                    f"  {label}: {g['saved']} held-out runs solve only with the recheck, "
+                    f"{g['lost']} only without it"
+                )
     args.out.write_text(
         json.dumps(
             {
@@ -277,6 +368,7 @@ def main() -> None:
                 },
                 "final_against_best_weights": compared,
                 "fewer_against_more_steps": longer,
+                "best_weights_by_retrain": retrained,
             },
             indent=2,
         )
