@@ -147,13 +147,14 @@ def by_retrain(files: list[dict]) -> dict[str, dict]:
     """The race's picks played with each seed's best evaluation's weights (the shipped export
     since 2026-12-06), pooled by how the export retrained: env steps, and whether tied
     evaluations were rechecked. Per group: studies, the pick meeting the target, robust ties and
-    held-out runs failed (every tie, with those weights), and how often a pick that solved all
+    held-out runs failed (every tie, with those weights; "never": no evaluation of the run
+    reached 475, so no choice of its weights could have solved), and how often a pick that solved all
     of the export's own seeds then solved all held-out ones. A study counts once in every group
     it ran (its race, keep best, --steps, --recheck or no-recheck way). A rechecked group also
     counts the held-out runs that solve only with the recheck ("saved") and only without it
     ("lost"): the same training runs played with the weights of their latest best evaluation."""
     groups: dict[tuple[int, int], dict] = {}
-    keys = ("studies", "met", "ties", "robust", "runs", "failed", "all_own", "all_own_met")
+    keys = ("studies", "met", "ties", "robust", "runs", "failed", "never", "all_own", "all_own_met")
     for data in files:
         best = {
             way: e
@@ -182,6 +183,13 @@ def by_retrain(files: list[dict]) -> dict[str, dict]:
             g["robust"] += sum(map(all, solved))
             g["runs"] += sum(map(len, solved))
             g["failed"] += sum(r.count(False) for r in solved)
+            # of those, the runs no choice of weights could save: no evaluation reached 475
+            curves = runs["ties_held_out_curves"]
+            g["never"] += sum(
+                m < SOLVED and max(curve) < SOLVED
+                for trial, means in truth.items()
+                for m, curve in zip(means, curves[trial])
+            )
             if e["export_seeds_solved"] == e["export_seeds"]:
                 g["all_own"] += 1
                 g["all_own_met"] += bool(e["target_met"])
@@ -337,13 +345,14 @@ def main() -> None:
             "the same weights):"
         )
         print(
-            f"  {'retrain':<29} {'studies':>7}  {'pick met the target':<27} {'robust ties':<28} "
-            f"{'held-out runs failed':<20}  picks solving all own seeds, then held-out"
+            f"  {'retrain':<29} {'studies':>7}  {'pick met the target':<27} {'robust ties':<29} "
+            f"{'held-out runs failed (never 475)':<32}  picks solving all own seeds, then held-out"
         )
         for label, g in retrained.items():
+            failed = f"{g['failed']} of {g['runs']} ({g['never']} never)"
             print(
                 f"  {label:<29} {g['studies']:>7}  {rate(g['met'], g['studies']):<27} "
-                f"{rate(g['robust'], g['ties']):<28} {g['failed']:>4} of {g['runs']:<12}  "
+                f"{rate(g['robust'], g['ties']):<29} {failed:<32}  "
                 f"{rate(g['all_own_met'], g['all_own'])}"
             )
         for label, g in retrained.items():
