@@ -453,6 +453,9 @@ def main() -> None:
                 "ties_held_out_curves": curves,
                 # each tie's curve on the study's own seeds: [[step, return of each seed], ...]
                 "ties_study_curves": {t.number: t.user_attrs.get("curve") for t in ties},
+                # each tie's sampled params, so that a pooled analysis can ask which configs
+                # leave held-out seeds that never learn (absent before 2026-12-07's Intel day)
+                "ties_params": {t.number: t.params for t in ties},
                 "ties_solving_all": robust,
                 "exports": ways,
                 # with --longer: every tie retrained on the same held-out seeds for more steps
