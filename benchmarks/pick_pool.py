@@ -272,8 +272,8 @@ def main() -> None:
     print(f"\n{n_runs} studies; the target is met when the pick solves all 5 held-out seeds")
     if best_only:
         print(
-            f"  ({best_only} more exported with best weights only; the last table pools the "
-            f"{best_only_longer} of them run with --longer)"
+            f"  ({best_only} more exported with best weights only, pooled in the last table; "
+            f"the one before it pools the {best_only_longer} of them run with --longer)"
         )
     reachable = sum(any(ties.values()) for _, ties, _ in runs)
     print(f"  a tie picked at random: {chance:.1f} of {n_runs} expected")
