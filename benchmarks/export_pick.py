@@ -385,7 +385,7 @@ def main() -> None:
         )
     robust = sum(bool((r >= SOLVED).all()) for r in truth.values())
     robust_best = sum(bool((k["best"] >= SOLVED).all()) for k in kept.values())
-    # with --recheck: each tie's held-out means with the weights its rechecked ties kept
+    # with a recheck (--recheck, or the study's): each tie's held-out means, ties rechecked
     rechecked = {n: k["rechecked"] for n, k in kept.items() if "rechecked" in k}
     robust_rechecked = sum(bool((r >= SOLVED).all()) for r in rechecked.values())
     lines += [
@@ -444,7 +444,8 @@ def main() -> None:
                 "ties_keep_best": {n: k["best"].round(2).tolist() for n, k in kept.items()},
                 "ties_keep_best_steps": {n: k["best_steps"] for n, k in kept.items()},
                 "ties_solving_all_keep_best": robust_best,
-                # with --recheck N: the held-out runs above rechecked their ties on N episodes
+                # with a recheck (--recheck N, or the study's export_recheck): the held-out
+                # runs above rechecked their ties on N episodes
                 # (unchanged training), and these are the weights that kept
                 "recheck_episodes": recheck,
                 "ties_keep_rechecked": {n: r.round(2).tolist() for n, r in rechecked.items()},

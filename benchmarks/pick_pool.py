@@ -130,6 +130,11 @@ def longer_compared(files: list[dict]) -> dict:
     return both
 
 
+def flag(args: list[str], name: str, default: int) -> int:
+    """The value an export way's arguments give `name` (as `--steps 40000`), else `default`."""
+    return int(args[args.index(name) + 1]) if name in args else default
+
+
 def kept(way: dict) -> tuple[str, int]:
     """The weights an export way was judged by: ("final", 0), ("best", 0), or ("best", N) when
     evaluations tied at a seed's best were rechecked on N more episodes. Runs record N from
@@ -137,10 +142,7 @@ def kept(way: dict) -> tuple[str, int]:
     if way.get("keep_weights", "final") == "final":
         return "final", 0
     n = way.get("recheck_episodes")
-    if n is None:
-        args = way["args"]
-        n = int(args[args.index("--recheck") + 1]) if "--recheck" in args else 0
-    return "best", n
+    return "best", flag(way["args"], "--recheck", 0) if n is None else n
 
 
 def by_retrain(files: list[dict]) -> dict[str, dict]:
@@ -148,27 +150,25 @@ def by_retrain(files: list[dict]) -> dict[str, dict]:
     since 2026-12-06), pooled by how the export retrained: env steps, and whether tied
     evaluations were rechecked. Per group: studies, the pick meeting the target, robust ties and
     held-out runs failed (every tie, with those weights; "never": no evaluation of the run
-    reached 475, so no choice of its weights could have solved), and how often a pick that solved all
-    of the export's own seeds then solved all held-out ones. A study counts once in every group
+    reached 475, so no choice of its weights could have solved), and how often a pick that
+    solved all of the export's own seeds then solved all held-out ones. A study counts once in every group
     it ran (its race, keep best, --steps, --recheck or no-recheck way). A rechecked group also
     counts the held-out runs that solve only with the recheck ("saved") and only without it
     ("lost"): the same training runs played with the weights of their latest best evaluation."""
     groups: dict[tuple[int, int], dict] = {}
     keys = ("studies", "met", "ties", "robust", "runs", "failed", "never", "all_own", "all_own_met")
     for data in files:
-        best = {
-            way: e
+        best = [
+            (e, kept(e)[1])
             for way, e in data["exports"].items()
             if kept(e)[0] == "best" and way.startswith("race") and way != "race, 20 seeds"
-        }
+        ]
         if not best:  # a run from before best weights (and before it kept the ties' curves)
             continue
         base = data.get("held_out_steps") or trained_steps(data)
         seen = set()
-        for e in best.values():
-            recheck = kept(e)[1]
-            args = e["args"]
-            steps = int(args[args.index("--steps") + 1]) if "--steps" in args else base
+        for e, recheck in best:
+            steps = flag(e["args"], "--steps", base)
             if (steps, recheck) in seen:
                 continue
             seen.add((steps, recheck))
