@@ -17,7 +17,10 @@ on the same studies; runs that exported with best weights only (export_pick --lo
 final-weights tables, and those with --longer are pooled in a table of their own: the ties and
 the picks retrained for fewer steps against more. The last table pools every run that played
 best weights, by how the export retrained (20,000 or 40,000 steps, ties rechecked or not), as
-the shipped export now keeps them. Prints tables and writes benchmarks/results/pick_pool.json.
+the shipped export now keeps them. A last look: where two or more of the export's finalists
+solved all their verification seeds and it kept the race's order, would their verification
+curves (how soon and how steadily their seeds learned) have picked a robust one more often?
+Prints tables and writes benchmarks/results/pick_pool.json.
 """
 
 from __future__ import annotations
@@ -204,6 +207,60 @@ def by_retrain(files: list[dict]) -> dict[str, dict]:
     }
 
 
+def curve_rules(curve: list[list[float | None]]) -> dict[str, float]:
+    """Scores (higher is better) one verification's curves [seed][evaluation] by each rule that
+    tiebreaks() tries on the finalists that solved all their seeds."""
+    rows = [[x for x in seed if x is not None] for seed in curve]
+    flat = [x for row in rows for x in row]
+    late = [x for row in rows for x in row[len(row) // 2 :]]
+    reached = [next((i for i, x in enumerate(row) if x >= SOLVED), len(row)) for row in rows]
+    return {
+        "highest mean over every evaluation": sum(flat) / len(flat),
+        "lowest seed's mean highest": min(sum(row) / len(row) for row in rows),
+        "earliest to 475, on average": -sum(reached) / len(reached),
+        "most evaluations at 500": sum(x >= 500 for x in flat) / len(flat),
+        "highest worst evaluation, second half": min(late),
+    }
+
+
+def tiebreaks(files: list[dict]) -> dict:
+    """Could the verification's learning curves tell apart the finalists that all solved every
+    verification seed (the export then keeps the race's order)? On each study whose race way
+    verified two or more such finalists, judged on the held-out seeds with the weights that way
+    kept: how often the export's pick met the target, how often each curve rule's pick would
+    have (a rule's tie is split evenly among its picks), and a perfect finalist at random."""
+    rules = list(curve_rules([[0.0]]))
+    out = {"studies": 0, "shipped": 0, "random": 0.0} | dict.fromkeys(rules, 0.0)
+    for data in files:
+        e = data["exports"].get("race")
+        verified = [v for v in (e or {}).get("verified") or [] if "eval_curve" in v]
+        if not verified:  # a run from before the export kept its verification's curves
+            continue
+        base = data.get("held_out_steps") or trained_steps(data)
+        if flag(e["args"], "--steps", base) != base:
+            continue
+        weights, recheck = kept(e)
+        if weights == "final":
+            truth = data["ties"]
+        else:
+            truth = data.get("ties_keep_rechecked" if recheck else "ties_keep_best")
+        perfect = [
+            v for v in verified if min(v["per_seed_mean"]) >= SOLVED and str(v["trial"]) in truth
+        ]
+        if not truth or len(perfect) < 2:
+            continue
+        met = {v["trial"]: all(m >= SOLVED for m in truth[str(v["trial"])]) for v in perfect}
+        out["studies"] += 1
+        out["shipped"] += all(m >= SOLVED for m in truth[str(e["trial"])])
+        out["random"] += sum(met.values()) / len(met)
+        scores = {v["trial"]: curve_rules(v["eval_curve"]) for v in perfect}
+        for rule in rules:
+            top = max(s[rule] for s in scores.values())
+            picks = [t for t, s in scores.items() if s[rule] == top]
+            out[rule] += sum(met[t] for t in picks) / len(picks)
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks/results")
@@ -361,6 +418,18 @@ def main() -> None:
                     f"  {label}: {g['saved']} held-out runs solve only with the recheck, "
                     f"{g['lost']} only without it"
                 )
+    broken = tiebreaks(files)
+    if broken["studies"]:
+        print(
+            f"\nthe export's finalists that solved all their verification seeds, on the "
+            f"{broken['studies']} studies with two or more: picked by their verification curves "
+            "rather than the race's order\n(held-out, with the weights each export kept; a "
+            "rule's tie split evenly):"
+        )
+        print(f"  {'the export (the race order)':<40} met in {broken['shipped']}")
+        print(f"  {'a perfect finalist at random':<40} met in {broken['random']:.1f} (expected)")
+        for rule in curve_rules([[0.0]]):
+            print(f"  {rule:<40} met in {broken[rule]:.1f}")
     args.out.write_text(
         json.dumps(
             {
@@ -378,6 +447,7 @@ def main() -> None:
                 "final_against_best_weights": compared,
                 "fewer_against_more_steps": longer,
                 "best_weights_by_retrain": retrained,
+                "perfect_finalists_by_curve": broken,
             },
             indent=2,
         )
