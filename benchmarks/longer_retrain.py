@@ -1,13 +1,14 @@
-"""Do the held-out seeds that fail at the export's 40,000 steps learn with more, and how do
-their episodes end?
+"""Do the held-out seeds that fail at the export's steps learn with more, and how do their
+episodes end?
 
     python benchmarks/longer_retrain.py --storage sqlite:////tmp/s5/cartpole.db [--storage ...]
 
-With the file as it ships, the export's pick met the quality target (all 5 held-out seeds at 475
-or more) in 27 of 30 studies, and most held-out runs that still fail never reach 475 at any of
-their 10 evaluations: seeds that learn slowly or not at all, which no choice of weights saves.
-Would a longer retrain (a larger `budget.export_steps`) let them finish, at what cost, and does
-it lose runs that had finished? And are they seeds whose cart drifts off the track while the
+With the file as it shipped before 2026-12-07's change (the export retraining 40,000 steps),
+the export's pick met the quality target (all 5 held-out seeds at 475 or more) in 27 of 30
+studies, and most held-out runs that still failed never reached 475 at any of their 10
+evaluations: seeds that learn slowly or not at all, which no choice of weights saves. Would a
+longer retrain (a larger `budget.export_steps`) let them finish, at what cost, and does it lose
+runs that had finished? And are they seeds whose cart drifts off the track while the
 pole stays up (a policy that balances but does not steer back), or whose pole falls?
 
 This retrains every tie of each study (the trials within 1% of the best, as the export considers

@@ -15,7 +15,7 @@ seed with its best evaluation's weights (export_pick since 2026-12-06) are then 
 on the same studies; runs that exported with best weights only (export_pick --longer or
 --recheck, and every run of the shipped study since 2026-12-07) are left out of the
 final-weights tables, and those with --longer are pooled in a table of their own: the ties and
-the picks retrained for fewer steps against more. The last table pools every run that played
+the picks retrained for fewer steps against more. The table by retrain pools every run that played
 best weights, by how the export retrained (20,000 or 40,000 steps, ties rechecked or not), as
 the shipped export now keeps them. A last look: where two or more of the export's finalists
 solved all their verification seeds and it kept the race's order, would their verification
@@ -329,7 +329,7 @@ def main() -> None:
     print(f"\n{n_runs} studies; the target is met when the pick solves all 5 held-out seeds")
     if best_only:
         print(
-            f"  ({best_only} more exported with best weights only, pooled in the last table; "
+            f"  ({best_only} more exported with best weights only, pooled in the table by retrain; "
             f"the one before it pools the {best_only_longer} of them run with --longer)"
         )
     reachable = sum(any(ties.values()) for _, ties, _ in runs)
