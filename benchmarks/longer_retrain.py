@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
 import optuna
-from export_pick import HELD_OUT, SOLVED  # this script's folder is on sys.path
+from engine_ab import cpu_name  # this script's folder is on sys.path
+from export_pick import HELD_OUT, SOLVED
 
 from tuner.config import DQNConfig
 from tuner.dqn import EVAL_SEED, evaluate, train
@@ -61,12 +61,12 @@ def play(network, episodes: int) -> tuple[np.ndarray, np.ndarray]:
     for j in range(episodes):
         env.reset(seed=EVAL_SEED + j)
         starts.append(env.unwrapped.state)
+    x_limit = env.unwrapped.x_threshold  # |x| beyond it: the cart is off the track
     env.close()
     state = np.tile(np.stack(starts, axis=1), k)  # [4, K * episodes], seed-major
     total = np.zeros(state.shape[1])
     end = np.zeros(state.shape[1], dtype=int)
     active = np.ones(state.shape[1], dtype=bool)
-    x_limit = physics.physics[8]
     for _ in range(physics.max_steps):
         obs = state.T.astype(np.float32).reshape(k, episodes, -1)
         after, terminated = physics.step(state, network.greedy(obs).reshape(-1))
@@ -136,16 +136,6 @@ def summarize(runs: dict, first: int) -> dict:
     return s
 
 
-def cpu() -> str:
-    info = Path("/proc/cpuinfo")
-    fields = {}
-    for line in info.read_text().splitlines() if info.exists() else []:
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    return f"{name}, family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
-
-
 def table(rows: dict[str, dict], short: int, long: int, seeds: int, first: int) -> str:
     def ends(counts: list[int]) -> str:
         total = sum(counts)
@@ -210,7 +200,7 @@ def run_studies(args: argparse.Namespace) -> dict:
         raise SystemExit(f"the studies retrain for different steps: {sorted(lengths)}")
     short, long = lengths.pop()
     return {
-        "cpu": cpu(),
+        "cpu": cpu_name(),
         "held_out_seeds": list(range(HELD_OUT, HELD_OUT + args.seeds)),
         "episodes": EPISODES,
         "short_steps": short,

@@ -15,9 +15,9 @@ seed with its best evaluation's weights (export_pick since 2026-12-06) are then 
 on the same studies; runs that exported with best weights only (export_pick --longer or
 --recheck, and every run of the shipped study since 2026-12-07) are left out of the
 final-weights tables, and those with --longer are pooled in a table of their own: the ties and
-the picks retrained for fewer steps against more. The table by retrain pools every run that played
-best weights, by how the export retrained (20,000 or 40,000 steps, ties rechecked or not), as
-the shipped export now keeps them. A last look: where two or more of the export's finalists
+the picks retrained for fewer steps against more. The table by retrain pools every run that
+played best weights, by how the export retrained (20,000, 40,000 or 80,000 steps, ties rechecked
+or not), as the shipped export now keeps them. A last look: where two or more of the export's finalists
 solved all their verification seeds and it kept the race's order, would their verification
 curves (how soon and how steadily their seeds learned) have picked a robust one more often?
 Prints tables and writes benchmarks/results/pick_pool.json.
@@ -148,14 +148,23 @@ def kept(way: dict) -> tuple[str, int]:
     return "best", flag(way["args"], "--recheck", 0) if n is None else n
 
 
+def judged(runs: dict, way: dict) -> dict[str, list[float]] | None:
+    """Each tie's held-out means in `runs` (an export_pick JSON, or its "longer" part) with the
+    weights the export `way` kept, as kept() says; None where those were not recorded."""
+    weights, recheck = kept(way)
+    if weights == "final":
+        return runs["ties"]
+    return runs.get("ties_keep_rechecked" if recheck else "ties_keep_best")
+
+
 def by_retrain(files: list[dict]) -> dict[str, dict]:
     """The race's picks played with each seed's best evaluation's weights (the shipped export
     since 2026-12-06), pooled by how the export retrained: env steps, and whether tied
     evaluations were rechecked. Per group: studies, the pick meeting the target, robust ties and
     held-out runs failed (every tie, with those weights; "never": no evaluation of the run
     reached 475, so no choice of its weights could have solved), and how often a pick that
-    solved all of the export's own seeds then solved all held-out ones. A study counts once in every group
-    it ran (its race, keep best, --steps, --recheck or no-recheck way). A rechecked group also
+    solved all of the export's own seeds then solved all held-out ones. A study counts once in
+    every group it ran (its race, keep best, --steps, --recheck or no-recheck way). A rechecked group also
     counts the held-out runs that solve only with the recheck ("saved") and only without it
     ("lost"): the same training runs played with the weights of their latest best evaluation."""
     groups: dict[tuple[int, int], dict] = {}
@@ -177,7 +186,7 @@ def by_retrain(files: list[dict]) -> dict[str, dict]:
             seen.add((steps, recheck))
             # export_pick's held-out runs recheck as often as its rechecking ways (or not at all)
             runs = data if steps == base else data["longer"]
-            truth = runs["ties_keep_rechecked"] if recheck else runs["ties_keep_best"]
+            truth = judged(runs, e)
             g = groups.setdefault((steps, recheck), dict.fromkeys((*keys, "saved", "lost"), 0))
             solved = [[m >= SOLVED for m in means] for means in truth.values()]
             g["studies"] += 1
@@ -239,15 +248,13 @@ def tiebreaks(files: list[dict]) -> dict:
         base = data.get("held_out_steps") or trained_steps(data)
         if flag(e["args"], "--steps", base) != base:
             continue
-        weights, recheck = kept(e)
-        if weights == "final":
-            truth = data["ties"]
-        else:
-            truth = data.get("ties_keep_rechecked" if recheck else "ties_keep_best")
+        truth = judged(data, e)
+        if not truth:
+            continue
         perfect = [
             v for v in verified if min(v["per_seed_mean"]) >= SOLVED and str(v["trial"]) in truth
         ]
-        if not truth or len(perfect) < 2:
+        if len(perfect) < 2:
             continue
         met = {v["trial"]: all(m >= SOLVED for m in truth[str(v["trial"])]) for v in perfect}
         out["studies"] += 1
