@@ -41,8 +41,8 @@ from engine_ab import cpu_name  # this script's folder is on sys.path
 from export_pick import HELD_OUT, SOLVED
 
 from tuner.config import DQNConfig
-from tuner.dqn import EVAL_SEED, evaluate, train
-from tuner.envs import CartPoleBatch, make_env
+from tuner.dqn import evaluate, play_cartpole_to_end, train
+from tuner.envs import make_env
 from tuner.export import contenders
 from tuner.study import recorded
 
@@ -52,32 +52,19 @@ ENDS = ("500 steps", "cart off the track", "pole down")
 
 
 def play(network, episodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy CartPole-v1 episodes 0 .. episodes - 1 of every seed, as tuner.dqn.evaluate plays
-    them: (returns [K, episodes], how each ended [K, episodes]: an index into ENDS)."""
+    """Greedy CartPole-v1 episodes 0 .. episodes - 1 of every seed, played as tuner.dqn.evaluate
+    plays them: (returns [K, episodes], how each ended [K, episodes]: an index into ENDS)."""
     k = len(network.seeds)
     env = make_env("CartPole-v1")
-    physics = CartPoleBatch(env)
-    starts = []
-    for j in range(episodes):
-        env.reset(seed=EVAL_SEED + j)
-        starts.append(env.unwrapped.state)
-    x_limit = env.unwrapped.x_threshold  # |x| beyond it: the cart is off the track
-    env.close()
-    state = np.tile(np.stack(starts, axis=1), k)  # [4, K * episodes], seed-major
-    total = np.zeros(state.shape[1])
-    end = np.zeros(state.shape[1], dtype=int)
-    active = np.ones(state.shape[1], dtype=bool)
-    for _ in range(physics.max_steps):
-        obs = state.T.astype(np.float32).reshape(k, episodes, -1)
-        after, terminated = physics.step(state, network.greedy(obs).reshape(-1))
-        total += active
-        ended = active & terminated
-        end[ended] = np.where(np.abs(after[0, ended]) > x_limit, 1, 2)
-        state = np.where(active, after, state)
-        active &= ~terminated
-        if not active.any():
-            break
-    return total.reshape(k, episodes), end.reshape(k, episodes)
+    try:
+        returns, last = play_cartpole_to_end(network, env, list(range(episodes)))
+        cart = env.unwrapped
+        off_track = np.abs(last[0]) > cart.x_threshold
+        pole_down = np.abs(last[2]) > cart.theta_threshold_radians
+    finally:
+        env.close()
+    end = np.where(off_track, 1, np.where(pole_down, 2, 0))
+    return returns.reshape(k, episodes), end.reshape(k, episodes)
 
 
 def retrain(trial: optuna.trial.FrozenTrial, seeds: int, lengths: dict[str, int], recheck: int):

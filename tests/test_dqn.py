@@ -27,6 +27,7 @@ from tuner.dqn import (
     learning_rate,
     load_checkpoint,
     make_optimizer,
+    play_cartpole_to_end,
     save_checkpoints,
     train,
 )
@@ -569,6 +570,24 @@ def test_batched_cartpole_evaluation_scores_what_one_env_at_a_time_does():
     # episodes 3-14 on their own, at once or 5 at a time, are the same episodes
     assert np.array_equal(evaluate(trained, "CartPole-v1", 12, first=3), returns)
     assert np.array_equal(evaluate(trained, "CartPole-v1", 12, first=3, max_envs=15), returns)
+
+
+def test_batched_cartpole_play_tells_where_each_episode_ended():
+    # the same three seeds: the last state shows the pole down (seed 0), the cart off the track
+    # for seed 1's episodes short of 500 steps, and everything within bounds at the time limit
+    trained = balancing_network([0, 1, 2], [[0, 0, 1, 0.5], [0, 0, 0.3, 1], [0, 0, 1, 0.5]])
+    trained.params[0].copy_(BatchedQNetwork([0], 4, 2, (2,)).params[0])
+    env = make_env("CartPole-v1")
+    ids = list(range(3, 15))
+    returns, last = play_cartpole_to_end(trained, env, ids)
+    assert np.array_equal(returns, _play_cartpole(trained, env, ids))
+    cart = env.unwrapped
+    off_track = (np.abs(last[0]) > cart.x_threshold).reshape(3, -1)
+    pole_down = (np.abs(last[2]) > cart.theta_threshold_radians).reshape(3, -1)
+    full = (returns == 500).reshape(3, -1)
+    assert pole_down[0].all() and not off_track[0].any()
+    assert np.array_equal(off_track[1], ~full[1]) and not pole_down[1].any()
+    assert full[2].all() and not (off_track[2] | pole_down[2]).any()
 
 
 def test_only_plain_cartpole_is_stepped_in_a_batch():

@@ -501,6 +501,14 @@ def _play_one_by_one(network: BatchedQNetwork, env_id: str, ids: list[int]) -> n
 
 def _play_cartpole(network: BatchedQNetwork, env: gym.Env, ids: list[int]) -> np.ndarray:
     """The same episodes and returns as _play_one_by_one, with CartPole stepped in numpy."""
+    return play_cartpole_to_end(network, env, ids)[0]
+
+
+def play_cartpole_to_end(
+    network: BatchedQNetwork, env: gym.Env, ids: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """_play_cartpole's returns [K * len(ids)], seed-major, and each episode's last state
+    [4, K * len(ids)]: where an episode that ended early left the cart and the pole."""
     k = len(network.seeds)
     physics = CartPoleBatch(env)
     starts = []
@@ -519,7 +527,7 @@ def _play_cartpole(network: BatchedQNetwork, env: gym.Env, ids: list[int]) -> np
         active &= ~terminated
         if not active.any():
             break
-    return total
+    return total, state
 
 
 def train(
