@@ -17,9 +17,10 @@ on the same studies; runs that exported with best weights only (export_pick --lo
 final-weights tables, and those with --longer are pooled in a table of their own: the ties and
 the picks retrained for fewer steps against more. The table by retrain pools every run that
 played best weights, by how the export retrained (20,000, 40,000 or 80,000 steps, ties rechecked
-or not), as the shipped export now keeps them. A last look: where two or more of the export's finalists
-solved all their verification seeds and it kept the race's order, would their verification
-curves (how soon and how steadily their seeds learned) have picked a robust one more often?
+or not), as the shipped export now keeps them. A last look: where two or more of the export's
+finalists solved all their verification seeds and it kept the race's order, would their
+verification curves (how soon and how steadily their seeds learned) have picked a robust one
+more often?
 Prints tables and writes benchmarks/results/pick_pool.json.
 """
 
@@ -164,9 +165,10 @@ def by_retrain(files: list[dict]) -> dict[str, dict]:
     held-out runs failed (every tie, with those weights; "never": no evaluation of the run
     reached 475, so no choice of its weights could have solved), and how often a pick that
     solved all of the export's own seeds then solved all held-out ones. A study counts once in
-    every group it ran (its race, keep best, --steps, --recheck or no-recheck way). A rechecked group also
-    counts the held-out runs that solve only with the recheck ("saved") and only without it
-    ("lost"): the same training runs played with the weights of their latest best evaluation."""
+    every group it ran (its race, keep best, --steps, --recheck or no-recheck way). A rechecked
+    group also counts the held-out runs that solve only with the recheck ("saved") and only
+    without it ("lost"): the same training runs played with the weights of their latest best
+    evaluation."""
     groups: dict[tuple[int, int], dict] = {}
     keys = ("studies", "met", "ties", "robust", "runs", "failed", "never", "all_own", "all_own_met")
     for data in files:
