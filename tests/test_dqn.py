@@ -103,6 +103,7 @@ import resource, sys
 from tuner import dqn
 from tuner.config import load_config
 
+dqn.FUSED = False  # the torch step, whose allocations these settings are for
 if sys.argv[1] == "off":
     dqn.keep_freed_memory = lambda: None
 config = load_config("studies/configs/rl_zoo_cartpole.yaml").replace(
@@ -121,7 +122,8 @@ def test_training_reuses_freed_memory_instead_of_paging_it_in_again():
     would otherwise hand back and page in again (dqn.keep_freed_memory). Measured on a Zen 5 day:
     2,050 page faults with the settings, 77-82k without, in 6 of 6 pairs of runs. (A smaller
     config, 32 gradient steps a phase, was no test: without the settings it paged in 1.1k or
-    49-56k, depending on the run.)"""
+    49-56k, depending on the run.) The torch step's: the compiled CPU step (dqn.FUSED) pages in
+    a few hundred either way."""
 
     def faults(mode: str) -> int:
         out = subprocess.run(
@@ -174,7 +176,9 @@ def test_the_code_a_gpu_runs_trains_the_same_weights_on_the_cpu(monkeypatch, ext
     with torch, or with numpy from a host copy of its weights refreshed after every training
     phase (small networks, dqn.acts_on_host). No GPU here, so the whole trainer runs those paths
     on the CPU: it must train the same weights to the bit, and see the same evaluations, as the
-    CPU paths (a stale host copy would act differently and part the runs)."""
+    CPU paths (a stale host copy would act differently and part the runs). Both take the torch
+    gradient step, which a device runs (the compiled CPU step rounds its own way: below)."""
+    monkeypatch.setattr(dqn, "FUSED", False)
     config = FAST.replace(total_steps=2000, eval_every=1000, hidden_sizes=(32, 32), **extra)
     cpu_paths = train(config, seeds=2, device="cpu")
     monkeypatch.setattr(dqn, "BatchedQNetwork", partial(BatchedQNetwork, numpy_paths=False))

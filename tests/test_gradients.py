@@ -133,7 +133,10 @@ def test_a_nan_weight_in_the_first_layer_reaches_the_q_values(monkeypatch, onedn
         ("rmsprop", 0.1, False),
     ],
 )
-def test_flat_optimizers_match_torch_optim(kind, decay, amsgrad):
+@pytest.mark.parametrize("compiled", [False, True], ids=["torch", "compiled"])
+def test_flat_optimizers_match_torch_optim(kind, decay, amsgrad, compiled):
+    """FlatOptimizer.step (torch's fused kernel or written out), and step_host (the CPU's compiled
+    loop on the same memory), against torch.optim."""
     gen = torch.Generator().manual_seed(0)
     start = torch.randn(3, 20, generator=gen)
     ours, theirs = start.clone(), torch.nn.Parameter(start.clone())
@@ -145,7 +148,10 @@ def test_flat_optimizers_match_torch_optim(kind, decay, amsgrad):
     ref = cls([theirs], lr=0.01, weight_decay=decay, foreach=False, **extra)
     for _ in range(25):
         grad = torch.randn(3, 20, generator=gen)
-        opt.step(grad.clone())
+        if compiled:
+            opt.step_host(grad.clone().numpy())
+        else:
+            opt.step(grad.clone())
         theirs.grad = grad.clone()
         ref.step()
     assert torch.allclose(ours, theirs.detach(), rtol=1e-5, atol=1e-6)

@@ -8,10 +8,10 @@ import torch
 
 from tuner import kernels
 from tuner.config import DQNConfig
-from tuner.dqn import gradient_step, make_optimizer, paired_step, td_targets
+from tuner.dqn import compiled_step, gradient_step, make_optimizer, paired_step, td_targets
 from tuner.envs import learning_rewards
 from tuner.networks import BatchedQNetwork
-from tuner.replay import Batch, ReplayBuffer
+from tuner.replay import Batch, HostBatch, ReplayBuffer
 
 
 def add(buf: ReplayBuffer, obs, reward, next_obs, terminated=False, truncated=False, action=0):
@@ -466,3 +466,89 @@ def test_one_forward_of_online_and_target_together_updates_to_the_same_bits(
     assert (finite.abs() > 1).any() and (finite.abs() < 1).any()
     assert diverged[1].isnan().any() and torch.equal(diverged[0], finite[0])
     assert double_dqn or diverged[1].isnan().all()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"double_dqn": True, "prioritized": True, "loss": "mse"},
+        {"dueling": True, "grad_clip_value": 0.05, "grad_clip_norm": None},
+        {"activation": "tanh", "optimizer": "adamw", "amsgrad": True, "weight_decay": 0.01},
+        {"activation": "elu", "optimizer": "rmsprop", "weight_decay": 0.01, "dueling": True},
+    ],
+    ids=["plain", "double-per-mse", "dueling-clip-value", "tanh-adamw-amsgrad", "elu-rmsprop"],
+)
+def test_the_compiled_cpu_step_updates_as_the_torch_step_does(extra):
+    """train() on the CPU runs each gradient step as two compiled calls (dqn.compiled_step:
+    forward, targets, backward and clip, then the optimizer); a device runs the torch step. Over
+    a few updates of one batch (errors inside and outside Huber's [-1, 1], norms above the clip)
+    both must give the same TD errors and weights to float precision (OpenBLAS and MKL round
+    their products each their own way), leave the target half alone, and keep the padding zero.
+    A NaN in seed 1's target network gives NaN errors for seed 1 alone."""
+    config = DQNConfig(**{"hidden_sizes": (8, 8), "grad_clip_norm": 0.5, **extra})
+    buf = ReplayBuffer(
+        seeds=[0, 1],
+        envs_per_seed=2,
+        capacity=40,
+        obs_dim=3,
+        n_step=3,
+        prioritized=config.prioritized,
+    )
+    for step in random_steps(30):
+        buf.add(*step)
+    batch = buf.sample(batch_size=15, count=1, beta=0.4)
+    drawn = HostBatch(
+        *(t[0].numpy() for t in (batch.pairs, batch.actions, batch.returns, batch.discounts)),
+        np.ascontiguousarray(batch.weights[0].numpy()) if config.prioritized else None,
+        batch.indices[0].numpy(),
+    )
+    runs = []
+    for compiled, diverged in ((False, False), (True, False), (True, True)):
+        both = BatchedQNetwork([0, 1, 0, 1], 3, 4, (8, 8), config.activation, config.dueling)
+        online, target = both.rows(0, 2), both.rows(2, 4)
+        target.params.mul_(3.0)  # a target network that differs from the online one
+        if diverged:
+            target.weights[-1][1, :, 2] = float("nan")
+        before = both.params.clone()
+        optimizer = make_optimizer(config, online)
+        step = compiled_step(both, optimizer, config, 15)
+        for _ in range(3):
+            td = step(drawn) if compiled else paired_step(both, online, optimizer, config, batch)
+        torch.testing.assert_close(both.params[2:], before[2:], rtol=0, atol=0, equal_nan=True)
+        assert not (both.params[:2, online.params.shape[1] - online.padding :] != 0).any()
+        runs.append((td.clone(), online.params.clone()))
+    (td_torch, params_torch), (td_compiled, params_compiled), (td_nan, params_nan) = runs
+    assert (td_torch.abs() > 1).any() and (td_torch.abs() < 1).any()
+    assert not torch.equal(params_torch, before[:2])
+    torch.testing.assert_close(td_compiled, td_torch, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(params_compiled, params_torch, rtol=1e-5, atol=1e-6)
+    assert td_nan[1].isnan().any() and torch.equal(td_nan[0], td_compiled[0])
+    assert torch.equal(params_nan[0], params_compiled[0])
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_a_host_draw_is_the_batch_sample_draws(prioritized):
+    """draw_host (numpy arrays, for the compiled CPU step) draws and gathers what sample() with
+    count 1 does from the same buffer state, and its priority updates are update_priorities'."""
+    a, b = (
+        ReplayBuffer(
+            seeds=[0, 1], envs_per_seed=2, capacity=40, obs_dim=3, n_step=3, prioritized=prioritized
+        )
+        for _ in range(2)
+    )
+    for step in random_steps(30):
+        a.add(*step)
+        b.add(*step)
+    for _ in range(3):
+        batch, drawn = a.sample(batch_size=7, count=1, beta=0.5), b.draw_host(7, beta=0.5)
+        assert np.array_equal(drawn.pairs, batch.pairs[0].numpy())
+        for name in ("actions", "returns", "discounts", "indices"):
+            assert np.array_equal(getattr(drawn, name), getattr(batch, name)[0].numpy()), name
+        if prioritized:
+            assert np.array_equal(drawn.weights, batch.weights[0].numpy())
+            td = np.random.default_rng(0).normal(size=(2, 7)).astype(np.float32)
+            a.update_priorities(batch.indices[0], torch.from_numpy(td))
+            b.update_priorities_host(drawn.indices, td)
+        else:
+            assert drawn.weights is None

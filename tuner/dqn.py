@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import pickle
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tuner import kernels
+from tuner import fused, kernels
 from tuner.config import DQNConfig
 from tuner.envs import (
     EVAL_SEED,
@@ -31,7 +32,7 @@ from tuner.envs import (
 from tuner.errors import Diverged, TunerError
 from tuner.networks import NUMPY_ACTIVATIONS, BatchedQNetwork
 from tuner.optim import FlatOptimizer, clip_gradients, flush_tiny
-from tuner.replay import Batch, ReplayBuffer, SeedUniforms
+from tuner.replay import Batch, HostBatch, ReplayBuffer, SeedUniforms
 
 HOUSEKEEPING_EVERY = 32
 """Gradient steps between checks for divergence and flushes of tiny weights (both also run on
@@ -299,6 +300,51 @@ def descend(
     """The online network's backward from d loss / d Q, the gradient clip and the optimizer."""
     grad = online.backward(cache, grad_q)
     optimizer.step(clip_gradients(grad, config.grad_clip_value, config.grad_clip_norm))
+
+
+FUSED = True
+"""Run each CPU gradient step (forward, targets, backward, clip, optimizer) as two compiled calls
+(tuner.fused) where the activation allows; False runs the torch step, which a device runs (a
+test trains through both and requires the same returns and weights to float precision)."""
+
+
+def compiled_step(
+    both: BatchedQNetwork, optimizer: FlatOptimizer, config: DQNConfig, batch_size: int
+) -> Callable[[HostBatch], torch.Tensor]:
+    """paired_step on a CPU replay's draw (ReplayBuffer.draw_host), in tuner.fused's two calls:
+    returns the update's TD errors [K, B] (one buffer, overwritten by the next step)."""
+    k = both.k // 2
+    params, shapes = both.params.numpy(), fused.layout(both.shapes)
+    grad = np.zeros((k, params.shape[1]), np.float32)  # the padding's gradient stays zero
+    td = np.empty((k, batch_size), np.float32)
+    no_weights = np.zeros((k, 0), np.float32)
+    act = fused.ACTIVATIONS[config.activation]
+    huber = config.loss == "huber"
+    clip_value, clip_norm = config.grad_clip_value or 0.0, config.grad_clip_norm or 0.0
+    td_tensor = torch.from_numpy(td)
+
+    def step(batch: HostBatch) -> torch.Tensor:
+        fused.gradients(
+            params,
+            shapes,
+            batch.pairs,
+            batch.actions,
+            batch.returns,
+            batch.discounts,
+            no_weights if batch.weights is None else batch.weights,
+            config.double_dqn,
+            config.dueling,
+            huber,
+            act,
+            clip_value,
+            clip_norm,
+            grad,
+            td,
+        )
+        optimizer.step_host(grad)
+        return td_tensor
+
+    return step
 
 
 CUDA_GRAPHS = True
@@ -587,6 +633,14 @@ def train(
         if CUDA_GRAPHS and dev.type == "cuda" and config.learning_rate_schedule == "constant"
         else None
     )
+    compiled = (
+        compiled_step(both, optimizer, config, config.batch_size)
+        if FUSED
+        and replay.host is not None
+        and both.numpy_paths is not False
+        and config.activation in fused.ACTIVATIONS
+        else None
+    )
 
     envs = TrainEnvs(config.env, [[stream_seed(s, 2, i) for i in range(e)] for s in seed_ids])
     obs = envs.obs
@@ -614,7 +668,11 @@ def train(
         # nothing in the loop needs autograd: inference mode skips its bookkeeping on every
         # op (about a tenth of a small network's update); the weights stay ordinary tensors
         # a diverging seed's acting overflows in numpy before check_finite reports it
-        with torch.inference_mode(), np.errstate(over="ignore", invalid="ignore"):
+        with (
+            torch.inference_mode(),
+            np.errstate(over="ignore", invalid="ignore"),
+            fused.one_blas_thread() if compiled is not None else contextlib.nullcontext(),
+        ):
             for t in range(1, n_steps + 1):
                 step = t * e
                 # act: epsilon-greedy, each seed with its own random numbers
@@ -642,30 +700,39 @@ def train(
                     optimizer.lr = learning_rate(config, step)
                     update_target(target, online, config, times=owed)
                     owed = 0
-                    for g in range(config.gradient_steps):
-                        if g % chunk == 0:  # target net and replay are fixed within a phase
-                            batch = replay.sample(config.batch_size, chunk, beta)
-                            paired = chunk == 1 and batch.pairs is not None
-                            if not paired:
-                                targets = td_targets(online, target, batch, config.double_dqn)
-                        j = g % chunk
-                        weights = batch.weights[j] if config.prioritized and not paired else None
-                        if paired:
-                            td = paired_step(both, online, optimizer, config, batch)
-                        elif step_graph is not None:
-                            td = step_graph(batch.obs[j], batch.actions[j], targets[j], weights)
-                        else:
-                            td = gradient_step(
-                                online,
-                                optimizer,
-                                config,
-                                batch.obs[j],
-                                batch.actions[j],
-                                targets[j],
-                                weights,
+                    if compiled is not None:  # the CPU: two compiled calls a step
+                        for _ in range(config.gradient_steps):
+                            drawn = replay.draw_host(config.batch_size, beta)
+                            td = compiled(drawn)
+                            if config.prioritized:
+                                replay.update_priorities_host(drawn.indices, td.numpy())
+                    else:
+                        for g in range(config.gradient_steps):
+                            if g % chunk == 0:  # target net and replay are fixed within a phase
+                                batch = replay.sample(config.batch_size, chunk, beta)
+                                paired = chunk == 1 and batch.pairs is not None
+                                if not paired:
+                                    targets = td_targets(online, target, batch, config.double_dqn)
+                            j = g % chunk
+                            weights = (
+                                batch.weights[j] if config.prioritized and not paired else None
                             )
-                        if config.prioritized:
-                            replay.update_priorities(batch.indices[j], td)
+                            if paired:
+                                td = paired_step(both, online, optimizer, config, batch)
+                            elif step_graph is not None:
+                                td = step_graph(batch.obs[j], batch.actions[j], targets[j], weights)
+                            else:
+                                td = gradient_step(
+                                    online,
+                                    optimizer,
+                                    config,
+                                    batch.obs[j],
+                                    batch.actions[j],
+                                    targets[j],
+                                    weights,
+                                )
+                            if config.prioritized:
+                                replay.update_priorities(batch.indices[j], td)
                     grad_steps += config.gradient_steps
                     if checked_at is None or grad_steps - checked_at >= HOUSEKEEPING_EVERY:
                         check_finite(online, td, step)

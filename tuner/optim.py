@@ -8,7 +8,10 @@ Every operation is elementwise or per row, so seed k's update depends on seed k 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from tuner import fused
 
 
 class FlatOptimizer:
@@ -32,6 +35,32 @@ class FlatOptimizer:
         self.avg = torch.zeros_like(params)  # adam: first moment
         self.avg_sq = torch.zeros_like(params)  # adam: second moment; rmsprop: square average
         self.max_avg_sq = [torch.zeros_like(params)] if amsgrad else []
+        self.host: tuple[np.ndarray, ...] | None = None  # numpy views, for step_host
+
+    def step_host(self, grad: np.ndarray) -> None:
+        """`step` on a CPU network, in one compiled call (tuner.fused.optimize) on numpy views of
+        the same memory: the same rule, rounded its own way."""
+        if self.host is None:
+            self.host = (
+                self.params.numpy(),
+                self.avg.numpy(),
+                self.avg_sq.numpy(),
+                self.max_avg_sq[0].numpy() if self.amsgrad else np.zeros((1, 0), np.float32),
+                self.step_count.numpy(),
+            )
+        params, avg, avg_sq, max_avg_sq, count = self.host
+        count += 1
+        fused.optimize(
+            fused.OPTIMIZERS[self.kind],
+            params,
+            grad,
+            avg,
+            avg_sq,
+            max_avg_sq,
+            float(count),
+            self.lr,
+            self.weight_decay,
+        )
 
     @property
     def state(self) -> list[torch.Tensor]:

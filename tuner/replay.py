@@ -43,6 +43,19 @@ class Batch(NamedTuple):
     target networks together reads."""
 
 
+class HostBatch(NamedTuple):
+    """One batch per seed from a CPU buffer, in numpy arrays (ReplayBuffer.draw_host)."""
+
+    pairs: np.ndarray
+    """[2K, B, D]: every seed's observations, then every seed's next observations."""
+    actions: np.ndarray
+    returns: np.ndarray
+    discounts: np.ndarray
+    weights: np.ndarray | None
+    indices: np.ndarray
+    """[K, B] slots, for update_priorities_host."""
+
+
 class SeedUniforms:
     """Uniform [0, 1) numbers where row k comes from seed k's own generator alone.
 
@@ -230,9 +243,47 @@ class ReplayBuffer:
     def _sample_host(
         self, drawn: np.ndarray, count: int, batch_size: int, n: int, oldest: int, beta: float
     ) -> Batch:
-        """sample() on the CPU: the draws, then every field gathered by one compiled call into
-        new arrays (a dozen numpy calls otherwise, each costing more than its work here). The
-        observations and next observations of batch j are halves of one [2, K, B, D] block."""
+        """sample() on the CPU: the arrays of draw_host as tensors (the same memory)."""
+        k, b = self.k, batch_size
+        o, actions, returns, discounts, weights, idx = self._draw_host(
+            drawn, count, batch_size, n, oldest, beta
+        )
+        if weights is not None:
+            weights = torch.from_numpy(weights).view(k, count, b).transpose(0, 1)
+        pairs, actions, returns, discounts = map(torch.from_numpy, (o, actions, returns, discounts))
+        indices = torch.from_numpy(idx).view(k, count, b).transpose(0, 1)
+        obs, next_obs = pairs[:, 0], pairs[:, 1]
+        pairs = pairs.view(count, 2 * k, b, self.d)
+        return Batch(obs, actions, returns, next_obs, discounts, weights, indices, pairs)
+
+    def draw_host(self, batch_size: int, beta: float = 0.4) -> HostBatch:
+        """One batch per seed, as sample(batch_size, 1, beta) draws it from a CPU buffer, in
+        numpy arrays: what tuner.dqn's compiled step reads, without the dozen torch calls that
+        would wrap them as tensors (a third of a small network's update)."""
+        n = self.sampleable
+        if n == 0:
+            raise ValueError("the replay buffer holds no complete transition yet")
+        drawn = self.uniforms.next(batch_size)[..., 0]  # [K, B]
+        oldest = (self.pos - self.size) % self.rows * self.e
+        o, actions, returns, discounts, weights, idx = self._draw_host(
+            drawn, 1, batch_size, n, oldest, beta
+        )
+        return HostBatch(
+            o[0].reshape(2 * self.k, batch_size, self.d),
+            actions[0],
+            returns[0],
+            discounts[0],
+            weights,
+            idx,
+        )
+
+    def _draw_host(
+        self, drawn: np.ndarray, count: int, batch_size: int, n: int, oldest: int, beta: float
+    ) -> tuple[np.ndarray, ...]:
+        """The draws, then every field gathered by one compiled call into new arrays (a dozen
+        numpy calls otherwise, each costing more than its work here): obs and next obs of batch
+        j as [count, 2, K, B, D]; actions, returns and discounts [count, K, B]; weights (None
+        for uniform replay) and slots [K, count * B]."""
         k, b, d = self.k, batch_size, self.d
         self._fill_n_step_columns()
         idx = np.empty(drawn.shape, dtype=np.int64)  # [K, count * B]
@@ -240,7 +291,6 @@ class ReplayBuffer:
         if self.prioritized:
             weights = np.empty(drawn.shape, dtype=np.float32)
             kernels.draw_proportional(self.sums, self.mins, drawn, beta, idx, weights)
-            weights = torch.from_numpy(weights).view(k, count, b).transpose(0, 1)
         else:
             kernels.draw_uniform(drawn, oldest, n, self.slots, idx)
         # numpy allocates in a third of the time torch.empty takes at these sizes
@@ -251,11 +301,7 @@ class ReplayBuffer:
         kernels.gather_rows(
             self.host, idx, d, self.cols, o[:, 0], actions, returns, o[:, 1], discounts
         )
-        pairs, actions, returns, discounts = map(torch.from_numpy, (o, actions, returns, discounts))
-        indices = torch.from_numpy(idx).view(k, count, b).transpose(0, 1)
-        obs, next_obs = pairs[:, 0], pairs[:, 1]
-        pairs = pairs.view(count, 2 * k, b, d)
-        return Batch(obs, actions, returns, next_obs, discounts, weights, indices, pairs)
+        return o, actions, returns, discounts, weights, idx
 
     def transitions(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(obs, actions, returns, next_obs, discounts) of slots idx [..., K, B], n-step included:
@@ -307,15 +353,7 @@ class ReplayBuffer:
     def update_priorities(self, indices: torch.Tensor, td_errors: torch.Tensor) -> None:
         """indices, td_errors: [K, B], slots the last sample drew. Priority = (|td| + eps) ** alpha."""
         if self.host is not None:
-            kernels.set_td_priorities(
-                self.sums,
-                self.mins,
-                self.max_priority,
-                indices.numpy(),
-                td_errors.numpy(),
-                self.eps,
-                self.alpha,
-            )
+            self.update_priorities_host(indices.numpy(), td_errors.numpy())
             return
         self.flush()
         p = td_errors.abs().double() + self.eps
@@ -327,6 +365,12 @@ class ReplayBuffer:
         last = torch.where(same, torch.arange(b, device=self.device), -1).amax(-1)
         self.priority.scatter_(1, indices, (p**self.alpha).gather(1, last))
         self.max_priority = torch.maximum(self.max_priority, p.max(1, keepdim=True).values)
+
+    def update_priorities_host(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
+        """update_priorities on a CPU buffer, from numpy arrays."""
+        kernels.set_td_priorities(
+            self.sums, self.mins, self.max_priority, indices, td_errors, self.eps, self.alpha
+        )
 
     def _gather(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows of seed-local slots idx [..., K, B]."""
