@@ -228,4 +228,15 @@ def test_greedy_actions_match_the_argmax_of_the_forward_pass(activation, dueling
         dueling=dueling,
     )
     obs = torch.randn(3, 50, 4, generator=torch.Generator().manual_seed(2))
-    assert np.array_equal(net.greedy(obs.numpy()), net(obs).argmax(-1).numpy())
+    expected = net(obs).argmax(-1).numpy()
+    assert np.array_equal(net.greedy(obs.numpy()), expected)
+    # one observation a seed, as training acts: tuner.fused's compiled loop where it has the
+    # activation, numpy's products otherwise
+    assert (net.compiled_layout is not None) == (activation in ("relu", "tanh", "elu"))
+    one_by_one = [net.greedy(obs[:, i : i + 1].numpy())[:, 0] for i in range(50)]
+    assert np.array_equal(np.stack(one_by_one, 1), expected)
+    if not dueling:  # a NaN counts as the largest value, as in argmax
+        net.biases[-1][1, 0, 3] = float("nan")
+        assert np.array_equal(
+            net.greedy(obs[:, :1].numpy())[:, 0], [expected[0, 0], 3, expected[2, 0]]
+        )

@@ -255,3 +255,52 @@ def optimize(
         v = top
     for j in range(size):
         p[j] -= step_size * m[j] / (np.sqrt(v[j]) / bias2_sqrt + eps)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def greedy(params, layout, obs, act, dueling, actions):  # pragma: no cover - compiled
+    """argmax_a Q(obs, a) into actions [K, n] for obs [K, n, D] and params [K, P], one
+    observation at a time (acting sees one or a few a seed): the first of equal values, as
+    numpy's argmax. With dueling, the advantages' argmax (V and mean(A) are the same for every
+    action)."""
+    n = layout.shape[0]
+    widest = 0
+    for layer in range(n):
+        widest = max(widest, layout[layer, 2])
+    x = np.empty(max(widest, obs.shape[2]), np.float32)
+    h = np.empty(widest, np.float32)
+    for k in range(obs.shape[0]):
+        row = params[k]
+        for i in range(obs.shape[1]):
+            width = obs.shape[2]
+            x[:width] = obs[k, i]
+            for layer in range(n):
+                w_at, fan_in, fan_out, b_at = layout[layer]
+                h[:fan_out] = row[b_at : b_at + fan_out]
+                if layer == n - 1:  # stored out-major
+                    for o in range(fan_out):
+                        total = np.float32(0.0)
+                        for j in range(fan_in):
+                            total += x[j] * row[w_at + o * fan_in + j]
+                        h[o] += total
+                else:
+                    for j in range(fan_in):
+                        xj = x[j]
+                        w = row[w_at + j * fan_out : w_at + (j + 1) * fan_out]
+                        for o in range(fan_out):
+                            h[o] += xj * w[o]
+                    for o in range(fan_out):
+                        if act == RELU:
+                            h[o] = max(h[o], np.float32(0.0))
+                        elif act == TANH:
+                            h[o] = np.tanh(h[o])
+                        elif h[o] <= 0.0:
+                            h[o] = np.expm1(h[o])
+                x, h = h, x
+                width = fan_out
+            first = 1 if dueling else 0
+            best = first
+            for a in range(first + 1, width):  # a NaN counts as the largest, as in argmax
+                if x[a] > x[best] or (np.isnan(x[a]) and not np.isnan(x[best])):
+                    best = a
+            actions[k, i] = best - first

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tuner import fused
 from tuner.errors import TunerError
 
 aten = torch.ops.aten
@@ -159,6 +160,12 @@ class BatchedQNetwork:
         on_cpu = self.params.device.type == "cpu" and self.activation in NUMPY_ACTIVATIONS
         use = on_cpu and self.numpy_paths is not False
         self.host_layers = [(w.numpy(), b.numpy()) for w, b in self.layers] if use else None
+        # acting on one observation a seed (training with one env a seed): one compiled call
+        # where tuner.fused has the activation, 2.8 us against numpy's 9.9 for 3 seeds of a
+        # 64x64 network; numpy's batched products win from 5 rows a seed (evaluations)
+        compiled = use and self.activation in fused.ACTIVATIONS
+        self.host_params = self.params.numpy() if compiled else None
+        self.compiled_layout = fused.layout(self.shapes) if compiled else None
 
     def _views(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         views, at = [], 0
@@ -282,6 +289,17 @@ class BatchedQNetwork:
                 return (
                     self(torch.as_tensor(obs, device=self.params.device)).argmax(-1).cpu().numpy()
                 )
+        if self.compiled_layout is not None and obs.shape[1] == 1:
+            actions = np.empty(obs.shape[:2], np.int64)
+            fused.greedy(
+                self.host_params,
+                self.compiled_layout,
+                np.ascontiguousarray(obs, np.float32),
+                fused.ACTIVATIONS[self.activation],
+                self.dueling,
+                actions,
+            )
+            return actions
         x = obs
         act = NUMPY_ACTIVATIONS[self.activation]
         for i, (w, b) in enumerate(self.host_layers):
