@@ -680,3 +680,38 @@ def test_training_penalises_termination_and_bootstraps_through_truncation(scale)
     q = result.network(torch.ones(1, 1, 1))[0, 0]
     assert q[0].item() == pytest.approx(-5.0 * scale, abs=0.15 * scale)
     assert q[1].item() == pytest.approx(2.0 * scale, abs=0.15 * scale)
+
+
+@pytest.mark.parametrize(("activation", "compiled"), [("relu", True), ("gelu", False)])
+def test_the_cpu_trains_through_the_compiled_step_on_one_blas_thread(
+    monkeypatch, activation, compiled
+):
+    """On the CPU every gradient step is tuner.fused's two calls where it has the activation, and
+    the BLAS those calls use runs on one thread during training (so that a seed's bits never
+    depend on a process's threads), as it was before and after."""
+    from threadpoolctl import threadpool_info
+
+    from tuner import fused
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    calls = {"gradients": 0, "optimize": 0}
+    for name in calls:
+        real = getattr(fused, name)
+
+        def counted(*args, _real=real, _name=name):
+            calls[_name] += 1
+            return _real(*args)
+
+        monkeypatch.setattr(fused, name, counted)
+    before, during = blas_threads(), []
+    config = FAST.replace(activation=activation)
+    result = train(
+        config, seeds=2, device="cpu", on_eval=lambda s, r: during.append(blas_threads())
+    )
+    assert blas_threads() == before
+    expected = result.gradient_steps if compiled else 0
+    assert calls == {"gradients": expected, "optimize": expected} and result.gradient_steps > 0
+    if compiled:
+        assert during and all(threads and set(threads) == {1} for threads in during)
