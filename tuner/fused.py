@@ -30,6 +30,8 @@ import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit
 from threadpoolctl import threadpool_limits
 
+from tuner import kernels
+
 RELU, TANH, ELU = 0, 1, 2
 ACTIVATIONS = {"relu": RELU, "tanh": TANH, "elu": ELU}
 """The activations this step supports: each one's derivative is a function of its output."""
@@ -94,34 +96,6 @@ def _forward(row, layout, x, act, dueling):  # pragma: no cover - compiled
         for a in range(n_actions):
             q[i, a] = x[i, 0] + x[i, a + 1] - mean
     return q, inputs
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _td(
-    q, q_next, pick, actions, returns, discounts, weights, huber, td, grad_q
-):  # pragma: no cover
-    """One seed's TD errors td [B] and d loss / d Q grad_q [B, A] (zero but at the action), as
-    tuner.kernels.paired_td: the target bootstraps from q_next at the first argmax of `pick` (a
-    NaN counting as the largest); Huber's gradient is the error clamped to [-1, 1] over B, the
-    squared error's 2 / B times it; times the importance weight where weights is not empty."""
-    b_size, n_actions = q.shape
-    grad_q[:] = 0.0
-    for i in range(b_size):
-        best = 0
-        for a in range(1, n_actions):
-            if pick[i, a] > pick[i, best] or (np.isnan(pick[i, a]) and not np.isnan(pick[i, best])):
-                best = a
-        target = returns[i] + discounts[i] * q_next[i, best]
-        a = actions[i]
-        d = q[i, a] - target
-        td[i] = d
-        if huber:
-            d = min(max(d, np.float32(-1.0)), np.float32(1.0)) / np.float32(b_size)
-        else:
-            d = d * np.float32(2.0 / b_size)
-        if weights.shape[0]:
-            d = d * weights[i]
-        grad_q[i, a] = d
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -193,7 +167,9 @@ def gradients(
         pick = _forward(row, layout, pairs[k_seeds + k], act, dueling)[0] if double_dqn else q_next
         n_actions = q.shape[1]
         grad_q = np.empty((b_size, n_actions), np.float32)
-        _td(q, q_next, pick, actions[k], returns[k], discounts[k], weights[k], huber, td[k], grad_q)
+        kernels.td_row(
+            q, q_next, pick, actions[k], returns[k], discounts[k], weights[k], huber, td[k], grad_q
+        )
         if dueling:  # back through Q = V + A - mean(A)
             grad_out = np.empty((b_size, n_actions + 1), np.float32)
             for i in range(b_size):

@@ -149,40 +149,60 @@ def paired_td(
     """A CPU gradient step's TD targets, TD errors and d loss / d Q in one call, operation for
     operation as tuner.dqn's td_targets and gradient_step work them out with torch (so to the
     bit). q_both [2K, B, A]: the online network's Q-values at s, then the target network's at
-    s'; online_next [K, B, A] the online network's at s' with Double DQN, else [0, B, A].
-
-    target = return + discount * Q_target(s', a*), a* the argmax of the target's Q-values at s'
-    (or of online_next's): the first of equal values, a NaN counting as the largest, as torch's
-    argmax and max take them. td [K, B] = Q(s, action) - target; grad_q [K, B, A] is zero but at
-    the action, where it is td clamped to [-1, 1] and divided by B (huber) or td times 2 / B
-    (mse), times the importance weight where `weights` has columns (none: [K, 0])."""
-    k_seeds, b_size = td.shape
-    n_actions = q_both.shape[2]
-    size, scale = np.float32(b_size), np.float32(2.0 / b_size)
+    s'; online_next [K, B, A] the online network's at s' with Double DQN, else [0, B, A];
+    weights [K, B], or [K, 0] without importance weights. Each seed as td_row."""
+    k_seeds = td.shape[0]
     for k in range(k_seeds):
-        for b in range(b_size):
-            pick = online_next[k, b] if online_next.shape[0] else q_both[k_seeds + k, b]
-            best = 0
-            for i in range(1, n_actions):
-                if pick[i] > pick[best] or (np.isnan(pick[i]) and not np.isnan(pick[best])):
-                    best = i
-            target = returns[k, b] + discounts[k, b] * q_both[k_seeds + k, b, best]
-            a = actions[k, b]
-            d = q_both[k, b, a] - target
-            td[k, b] = d
-            if huber:
-                if d > 1.0:
-                    d = np.float32(1.0)
-                elif d < -1.0:
-                    d = np.float32(-1.0)
-                d = d / size
-            else:
-                d = d * scale
-            if weights.shape[1]:
-                d = d * weights[k, b]
-            for i in range(n_actions):
-                grad_q[k, b, i] = 0.0
-            grad_q[k, b, a] = d
+        q_next = q_both[k_seeds + k]
+        pick = online_next[k] if online_next.shape[0] else q_next
+        td_row(
+            q_both[k],
+            q_next,
+            pick,
+            actions[k],
+            returns[k],
+            discounts[k],
+            weights[k],
+            huber,
+            td[k],
+            grad_q[k],
+        )
+
+
+@njit(cache=True, nogil=True)
+def td_row(
+    q, q_next, pick, actions, returns, discounts, weights, huber, td, grad_q
+):  # pragma: no cover - compiled
+    """One seed's TD errors td [B] and d loss / d Q grad_q [B, A] from its Q-values q [B, A] at
+    s: target = return + discount * q_next(s', a*), a* the argmax of `pick` at s' (q_next, or
+    the online network's with Double DQN): the first of equal values, a NaN counting as the
+    largest, as torch's argmax and max take them. td = Q(s, action) - target; grad_q is zero
+    but at the action, where it is td clamped to [-1, 1] and divided by B (huber) or td times
+    2 / B (mse), times the importance weight where `weights` [B] is not empty."""
+    b_size, n_actions = q.shape
+    size, scale = np.float32(b_size), np.float32(2.0 / b_size)
+    for b in range(b_size):
+        best = 0
+        for i in range(1, n_actions):
+            if pick[b, i] > pick[b, best] or (np.isnan(pick[b, i]) and not np.isnan(pick[b, best])):
+                best = i
+        target = returns[b] + discounts[b] * q_next[b, best]
+        a = actions[b]
+        d = q[b, a] - target
+        td[b] = d
+        if huber:
+            if d > 1.0:
+                d = np.float32(1.0)
+            elif d < -1.0:
+                d = np.float32(-1.0)
+            d = d / size
+        else:
+            d = d * scale
+        if weights.shape[0]:
+            d = d * weights[b]
+        for i in range(n_actions):
+            grad_q[b, i] = 0.0
+        grad_q[b, a] = d
 
 
 @njit(cache=True, nogil=True)

@@ -222,12 +222,7 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, count: int = 1, beta: float = 0.4) -> Batch:
         """`count` independent batches per seed, drawn with each seed's own randomness."""
-        n = self.sampleable
-        if n == 0:
-            raise ValueError("the replay buffer holds no complete transition yet")
-        self.flush()
-        drawn = self.uniforms.next(count * batch_size)[..., 0]  # [K, count * B]
-        oldest = (self.pos - self.size) % self.rows * self.e
+        drawn, n, oldest = self._uniform_draws(count * batch_size)
         if self.host is not None:
             return self._sample_host(drawn, count, batch_size, n, oldest, beta)
         u = drawn.reshape(self.k, count, batch_size).transpose(1, 0, 2)  # [count, K, B]
@@ -239,6 +234,15 @@ class ReplayBuffer:
             idx, weights = (oldest + np.minimum((u * n).astype(np.int64), n - 1)) % self.slots, None
             idx = torch.as_tensor(idx, device=self.device)
         return Batch(*self.transitions(idx), weights, idx)
+
+    def _uniform_draws(self, rows: int) -> tuple[np.ndarray, int, int]:
+        """A draw's uniform numbers [K, rows], the slots it may return (sampleable) and the
+        oldest slot held; a device buffer's staged rows are sent over first."""
+        n = self.sampleable
+        if n == 0:
+            raise ValueError("the replay buffer holds no complete transition yet")
+        self.flush()
+        return self.uniforms.next(rows)[..., 0], n, (self.pos - self.size) % self.rows * self.e
 
     def _sample_host(
         self, drawn: np.ndarray, count: int, batch_size: int, n: int, oldest: int, beta: float
@@ -260,11 +264,7 @@ class ReplayBuffer:
         """One batch per seed, as sample(batch_size, 1, beta) draws it from a CPU buffer, in
         numpy arrays: what tuner.dqn's compiled step reads, without the dozen torch calls that
         would wrap them as tensors (a third of a small network's update)."""
-        n = self.sampleable
-        if n == 0:
-            raise ValueError("the replay buffer holds no complete transition yet")
-        drawn = self.uniforms.next(batch_size)[..., 0]  # [K, B]
-        oldest = (self.pos - self.size) % self.rows * self.e
+        drawn, n, oldest = self._uniform_draws(batch_size)
         o, actions, returns, discounts, weights, idx = self._draw_host(
             drawn, 1, batch_size, n, oldest, beta
         )
