@@ -3,6 +3,8 @@
     python benchmarks/quality_ab.py --old e45d997 --storage sqlite:////tmp/s/cartpole.db
     python benchmarks/quality_ab.py --old HEAD~1 --storage URL --trials 145,115 --seeds 20
     python benchmarks/quality_ab.py --old e45d997 --storage URL --score study --from-trial 100 --seeds 6
+    python benchmarks/quality_ab.py --torch-step --picks benchmarks/results/export_pick_*.json \
+        --steps 40000 --seeds 20
 
 A speed change that keeps every bit (benchmarks/engine_ab.py says "same final returns") cannot
 change quality. One that rounds differently (a product then a sum where one fused instruction
@@ -11,8 +13,15 @@ can only be compared in distribution: a handful of studies cannot tell a worse t
 TPE's luck. This retrains each config (by default every trial tied at a study's best score) on
 the same fresh seeds with the trainer of `--old` (extracted with `git archive`) and with the
 working tree's, 100 greedy episodes per seed, and counts the seeds that solve the task (mean
-return >= the env's reward threshold) on each side. The runs are not timed, so the two sides
-run at once, one process each, in chunks of 10 seeds. Prints a table and writes JSON.
+return >= the env's reward threshold) on each side, with each seed's kept weights (what an
+export ships) and with its weights at the last step (where a run that learned and collapsed
+shows). The runs are not timed, so the two sides run at once, one process each, in chunks of 10
+seeds. Prints a table and writes JSON.
+
+`--torch-step` compares the working tree's compiled CPU step (tuner.fused) with its own torch
+step (tuner.dqn.FUSED off) instead of another revision: the same trainer in all else.
+`--picks` takes the configs from benchmarks/export_pick.py's JSON files (every tie of each
+study, with `--study-file`'s fixed fields) where the studies themselves are gone.
 
 With `--score study` it asks what a study sees instead: each config (with `--from-trial N`,
 every finished trial from trial N on, complete or pruned: the region the sampler settled in)
@@ -27,16 +36,19 @@ shows here, where 100 greedy episodes after training might not.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import optuna
 from engine_ab import cpu_name, old_tree, run_in
+from scipy.stats import binomtest
 
 from tuner.config import DQNConfig
 from tuner.envs import check_env
@@ -47,26 +59,34 @@ from tuner.study import StudySpec, load_study_spec, ties_with
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_SEED = 6_000_000  # no study, export or other benchmark trains on these
 CHUNK = 10
+WEIGHTS = ("kept", "final")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 CHILD = """
 import json, sys, torch
+import numpy as np
 torch.set_num_threads(1)
+import tuner.dqn
 from tuner.config import DQNConfig
-from tuner.dqn import retrain
+from tuner.dqn import evaluate, retrain
 fields, first, n = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+tuner.dqn.FUSED = sys.argv[4] != "torch"
 config = DQNConfig.from_dict(fields).replace(seed=first)
 done = retrain(config, list(range(first, first + n)), "cpu", 100, False)
-print(json.dumps(done.returns.mean(1).tolist()))
+with np.errstate(all="ignore"):  # a diverged seed's final weights are not finite
+    final = evaluate(done.result.network, config.env, 100).mean(1)
+print(json.dumps({"kept": done.returns.mean(1).tolist(), "final": final.tolist()}))
 """
 
 
 STUDY_CHILD = """
 import json, sys, torch
 torch.set_num_threads(1)
+import tuner.dqn
 from tuner.config import DQNConfig
 from tuner.dqn import train
 from tuner.errors import Diverged
 batch, first, n, last = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+tuner.dqn.FUSED = sys.argv[5] != "torch"
 tails = []
 for fields in batch:
     try:
@@ -78,13 +98,24 @@ print(json.dumps(tails))
 """
 
 
-def retrain(tree: Path, fields: dict, first: int, n: int) -> list[float]:
-    return run_in(tree, CHILD, json.dumps(fields), str(first), str(n))
+class Side(NamedTuple):
+    """A trainer: the `tuner` package in `tree`, with its compiled CPU step or its torch step."""
+
+    tree: Path
+    step: str = "compiled"
 
 
-def study_tails(tree: Path, batch: list[dict], n: int, last: int) -> list:
+def retrain(side: Side, fields: dict, first: int, n: int) -> dict[str, list[float]]:
+    """Seeds first .. first + n - 1 trained on `side`: the mean of 100 greedy episodes of each
+    seed's kept weights ("kept") and of its weights at the last step ("final")."""
+    return run_in(side.tree, CHILD, json.dumps(fields), str(first), str(n), side.step)
+
+
+def study_tails(side: Side, batch: list[dict], n: int, last: int) -> list:
     """Each config's last `last` evaluations of seeds FIRST_SEED.. FIRST_SEED + n - 1, unpruned."""
-    return run_in(tree, STUDY_CHILD, json.dumps(batch), str(FIRST_SEED), str(n), str(last))
+    return run_in(
+        side.tree, STUDY_CHILD, json.dumps(batch), str(FIRST_SEED), str(n), str(last), side.step
+    )
 
 
 def study_scores(tails: list | None, spec: StudySpec) -> tuple[list, list]:
@@ -107,9 +138,28 @@ def interval(a: int, b: int, n: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--old", required=True, help="a git revision of this repository")
-    parser.add_argument("--storage", required=True, help="a finished study's URL")
+    against = parser.add_mutually_exclusive_group(required=True)
+    against.add_argument("--old", help="a git revision of this repository")
+    against.add_argument(
+        "--torch-step",
+        action="store_true",
+        help="old: the working tree with its torch CPU step (tuner.dqn.FUSED off)",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--storage", help="a finished study's URL")
+    source.add_argument(
+        "--picks",
+        nargs="+",
+        type=Path,
+        help="benchmarks/export_pick.py JSON files: their studies' ties, with --study-file",
+    )
     parser.add_argument("--study-name", default="cartpole")
+    parser.add_argument(
+        "--study-file",
+        type=Path,
+        default=ROOT / "studies/cartpole.yaml",
+        help="with --picks: the study file the picks' studies ran (its fixed fields)",
+    )
     parser.add_argument(
         "--trials", help="comma-separated trial numbers (default: those within 1%% of the best)"
     )
@@ -124,6 +174,12 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=40, help="fresh seeds per config and side")
     parser.add_argument(
+        "--first-seed", type=int, default=FIRST_SEED, help="the first fresh seed (greedy)"
+    )
+    parser.add_argument(
+        "--steps", type=int, help="greedy: env steps a seed (default: each config's own)"
+    )
+    parser.add_argument(
         "--threshold",
         type=float,
         help="greedy: solved at (default: the env's reward threshold); "
@@ -132,7 +188,36 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/quality_ab.json")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=args.study_name, storage=args.storage)
+    if args.picks:
+        if args.score == "study":
+            sys.exit("--score study needs the study: pass --storage")
+        study, configs = None, picked_configs(args.picks, args.study_file)
+        source = ", ".join(str(p) for p in args.picks)
+    else:
+        study = optuna.load_study(study_name=args.study_name, storage=args.storage)
+        configs = study_configs(study, args)
+        source = args.storage
+    if args.steps:
+        configs = {n: {**fields, "total_steps": args.steps} for n, fields in configs.items()}
+    old_name = "the working tree's torch step" if args.torch_step else args.old
+    with contextlib.nullcontext(ROOT) if args.torch_step else old_tree(args.old) as old:
+        sides = {"old": Side(old, "torch" if args.torch_step else "compiled"), "new": Side(ROOT)}
+        head = (
+            f"old: {old_name}; new: the working tree of {ROOT}; {cpu_name()}\n"
+            f"{len(configs)} configs of {source}"
+        )
+        if args.score == "study":
+            report = by_study_score(args, study, configs, sides, head)
+        else:
+            report = by_greedy_episodes(args, configs, sides, head)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"old": old_name, "cpu": cpu_name(), "storage": source, **report}
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
+
+
+def study_configs(study: optuna.Study, args) -> dict:
+    """The configs of --trials, --from-trial, or the trials tied at the study's best."""
     if args.trials:
         numbers = [int(t) for t in args.trials.split(",")]
     elif args.from_trial is not None:
@@ -143,66 +228,94 @@ def main() -> None:
         ]
     else:
         numbers = [t.number for t in contenders(study)]
-    configs = {n: study.trials[n].user_attrs["config"] for n in numbers}
-    with old_tree(args.old) as old:
-        trees = {"old": old, "new": ROOT}
-        head = (
-            f"old: {args.old}; new: the working tree of {ROOT}; {cpu_name()}\n"
-            f"{len(configs)} configs of {args.storage}, seeds {FIRST_SEED:,}-"
-            f"{FIRST_SEED + args.seeds - 1:,} on each side"
-        )
-        if args.score == "study":
-            report = by_study_score(args, study, configs, trees, head)
-        else:
-            report = by_greedy_episodes(args, configs, trees, head)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"old": args.old, "cpu": cpu_name(), "storage": args.storage, **report}
-    args.out.write_text(json.dumps({**report, "first_seed": FIRST_SEED}, indent=1))
-    print(f"wrote {args.out}")
+    return {n: study.trials[n].user_attrs["config"] for n in numbers}
 
 
-def by_greedy_episodes(args, configs: dict, trees: dict, head: str) -> dict:
-    """Solved seeds per config and side: the mean of 100 greedy episodes after training."""
+def picked_configs(picks: list[Path], study_file: Path) -> dict:
+    """Every tie of each export_pick.py JSON, as its trial ran it: the study file's fixed fields
+    and the trial's sampled ones, named FILE:TRIAL."""
+    fixed = load_study_spec(study_file).fixed()
+    configs = {}
+    for path in picks:
+        for number, params in json.loads(path.read_text())["ties_params"].items():
+            fields = {**fixed, **params}
+            DQNConfig.from_dict(fields, source=f"{path} trial {number}")  # fails here, not later
+            configs[f"{path.stem}:{number}"] = fields
+    return configs
+
+
+def by_greedy_episodes(args, configs: dict, sides: dict, head: str) -> dict:
+    """Solved seeds per config and side: the mean of 100 greedy episodes after training, with
+    each seed's kept weights and with its final weights."""
     if args.threshold is None:
         env = DQNConfig.from_dict(next(iter(configs.values()))).env
         args.threshold = check_env(env).reward_threshold
         if args.threshold is None:
             sys.exit(f"{env} has no reward threshold: pass --threshold")
-    chunks = [
-        (first, min(CHUNK, FIRST_SEED + args.seeds - first))
-        for first in range(FIRST_SEED, FIRST_SEED + args.seeds, CHUNK)
-    ]
-    print(f"{head}, 100 greedy episodes each\n", flush=True)
+    first, last = args.first_seed, args.first_seed + args.seeds
+    chunks = [(s, min(CHUNK, last - s)) for s in range(first, last, CHUNK)]
+    steps = f"{args.steps:,} env steps" if args.steps else "each config's own steps"
     print(
-        "| trial | old: solved | new: solved | old: mean | new: mean |\n|---|---:|---:|---:|---:|"
+        f"{head}, seeds {first:,}-{last - 1:,} on each side, {steps}; 100 greedy episodes of "
+        "each seed's kept and final weights; solved: a mean >= "
+        f"{args.threshold:g}\n",
+        flush=True,
+    )
+    print(
+        "| config | kept: old solved | kept: new solved | final: old solved | final: new solved "
+        "| final: old mean | final: new mean |\n|---|---:|---:|---:|---:|---:|---:|"
     )
     rows = {}
     with ThreadPoolExecutor(2) as pool:
-        for number, fields in configs.items():
+        for name, fields in configs.items():
             jobs = {
-                side: [pool.submit(retrain, tree, fields, *c) for c in chunks]
-                for side, tree in trees.items()
+                side: [pool.submit(retrain, trainer, fields, *c) for c in chunks]
+                for side, trainer in sides.items()
             }
-            per_seed = {side: [r for j in js for r in j.result()] for side, js in jobs.items()}
-            solved = {s: sum(r >= args.threshold for r in v) for s, v in per_seed.items()}
-            rows[number] = {"per_seed": per_seed, "solved": solved}
-            mean = {s: sum(v) / len(v) for s, v in per_seed.items()}
+            done = {side: [j.result() for j in js] for side, js in jobs.items()}
+            row = {}
+            for weights in WEIGHTS:
+                per_seed = {s: [r for part in v for r in part[weights]] for s, v in done.items()}
+                solved = {s: sum(r >= args.threshold for r in v) for s, v in per_seed.items()}
+                row[weights] = {"per_seed": per_seed, "solved": solved}
+            rows[name] = row
+            mean = {s: np.mean(v) for s, v in row["final"]["per_seed"].items()}
+            kept, final = row["kept"]["solved"], row["final"]["solved"]
             print(
-                f"| {number} | {solved['old']}/{args.seeds} | {solved['new']}/{args.seeds} "
+                f"| {name} | {kept['old']}/{args.seeds} | {kept['new']}/{args.seeds} "
+                f"| {final['old']}/{args.seeds} | {final['new']}/{args.seeds} "
                 f"| {mean['old']:.1f} | {mean['new']:.1f} |",
                 flush=True,
             )
     total = len(rows) * args.seeds
-    counts = {s: sum(r["solved"][s] for r in rows.values()) for s in trees}
     print()
-    summary(counts, total, "seeds solved")
+    report = {}
+    for weights in WEIGHTS:
+        counts = {s: sum(r[weights]["solved"][s] for r in rows.values()) for s in sides}
+        summary(counts, total, f"{weights} weights: seeds solved")
+        report[weights] = {**counts, "of": total, **paired(rows, weights)}
     return {
         "score": "greedy",
         "seeds": args.seeds,
+        "first_seed": first,
+        "steps": args.steps,
         "threshold": args.threshold,
         "trials": rows,
-        "solved": {**counts, "of": total},
+        "solved": report,
     }
+
+
+def paired(rows: dict, weights: str) -> dict:
+    """Configs that solved fewer seeds on the new side, and more: a sign test across configs
+    (configs from one study are alike, so its p-value is a lower bound)."""
+    diffs = [r[weights]["solved"]["new"] - r[weights]["solved"]["old"] for r in rows.values()]
+    worse, better = sum(d < 0 for d in diffs), sum(d > 0 for d in diffs)
+    p = binomtest(worse, worse + better).pvalue if worse + better else 1.0
+    print(
+        f"  configs: new worse {worse}, better {better}, equal {len(diffs) - worse - better}; "
+        f"sign test p = {p:.3f}"
+    )
+    return {"configs_worse": worse, "configs_better": better, "sign_test_p": p}
 
 
 def recorded_spec(study: optuna.Study) -> StudySpec:
@@ -213,7 +326,7 @@ def recorded_spec(study: optuna.Study) -> StudySpec:
         return load_study_spec(path)
 
 
-def by_study_score(args, study: optuna.Study, configs: dict, trees: dict, head: str) -> dict:
+def by_study_score(args, study: optuna.Study, configs: dict, sides: dict, head: str) -> dict:
     """Per config and side: the seeds whose study score reaches the top, and the would-be ties."""
     spec = recorded_spec(study)
     how, last, group = spec.aggregate, spec.last_evals, spec.seeds
@@ -243,8 +356,10 @@ def by_study_score(args, study: optuna.Study, configs: dict, trees: dict, head: 
     with ThreadPoolExecutor(2) as pool:
         for batch in batches:
             jobs = {
-                side: pool.submit(study_tails, tree, [configs[n] for n in batch], args.seeds, last)
-                for side, tree in trees.items()
+                side: pool.submit(
+                    study_tails, trainer, [configs[n] for n in batch], args.seeds, last
+                )
+                for side, trainer in sides.items()
             }
             tails = {side: job.result() for side, job in jobs.items()}
             for i, number in enumerate(batch):
@@ -254,7 +369,7 @@ def by_study_score(args, study: optuna.Study, configs: dict, trees: dict, head: 
                     "value": trial.value,
                     "pruned_at": trial.user_attrs.get("pruned_at"),
                 }
-                for side in trees:
+                for side in sides:
                     seeds, groups = study_scores(tails[side][i], spec)
                     row[side] = {
                         "per_seed": seeds,
@@ -268,7 +383,7 @@ def by_study_score(args, study: optuna.Study, configs: dict, trees: dict, head: 
                 else:
                     was = "pruned" + (f" at {row['pruned_at']:,}" if row["pruned_at"] else "")
                 mean = {
-                    s: np.mean(row[s]["per_seed"]) if row[s]["per_seed"] else 0.0 for s in trees
+                    s: np.mean(row[s]["per_seed"]) if row[s]["per_seed"] else 0.0 for s in sides
                 }
                 print(
                     f"| {number} | {was} | {row['old']['at_top']}/{args.seeds} | "
@@ -277,8 +392,8 @@ def by_study_score(args, study: optuna.Study, configs: dict, trees: dict, head: 
                     flush=True,
                 )
     seeds_total, groups_total = len(rows) * args.seeds, len(rows) * (args.seeds // group)
-    at_top = {s: sum(r[s]["at_top"] for r in rows.values()) for s in trees}
-    ties = {s: sum(r[s]["ties"] for r in rows.values()) for s in trees}
+    at_top = {s: sum(r[s]["at_top"] for r in rows.values()) for s in sides}
+    ties = {s: sum(r[s]["ties"] for r in rows.values()) for s in sides}
     print()
     summary(at_top, seeds_total, "seeds at the top")
     summary(ties, groups_total, f"would-be trials ({group} seeds) tied at the top")
