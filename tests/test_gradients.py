@@ -240,3 +240,12 @@ def test_greedy_actions_match_the_argmax_of_the_forward_pass(activation, dueling
         assert np.array_equal(
             net.greedy(obs[:, :1].numpy())[:, 0], [expected[0, 0], 3, expected[2, 0]]
         )
+
+
+def test_greedy_one_row_at_a_time_takes_observations_wider_than_every_layer():
+    # three layers: the compiled loop's two buffers have swapped when the next seed's
+    # observation is read in, so both must hold 40 values, not just the first
+    net = BatchedQNetwork([0, 1, 2], obs_dim=40, n_actions=3, hidden_sizes=(16, 8))
+    obs = torch.randn(3, 20, 40, generator=torch.Generator().manual_seed(2))
+    one_by_one = [net.greedy(obs[:, i : i + 1].numpy())[:, 0] for i in range(20)]
+    assert np.array_equal(np.stack(one_by_one, 1), net(obs).argmax(-1).numpy())

@@ -243,8 +243,9 @@ def greedy(params, layout, obs, act, dueling, actions):  # pragma: no cover - co
     widest = 0
     for layer in range(n):
         widest = max(widest, layout[layer, 2])
+    # the two swap roles layer by layer, and either may hold the next observation
     x = np.empty(max(widest, obs.shape[2]), np.float32)
-    h = np.empty(widest, np.float32)
+    h = np.empty_like(x)
     for k in range(obs.shape[0]):
         row = params[k]
         for i in range(obs.shape[1]):
