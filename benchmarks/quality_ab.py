@@ -188,6 +188,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/quality_ab.json")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.score == "study" and args.steps:
+        sys.exit("--steps is for --score greedy: a study's score needs its own budget")
     if args.picks:
         if args.score == "study":
             sys.exit("--score study needs the study: pass --storage")
