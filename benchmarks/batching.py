@@ -1,8 +1,8 @@
 """What training K seeds in one run costs against one seed, with the compiled CPU step and with the
 torch step, at vs_sb3.py's configs.
 
-    python benchmarks/batching.py                      # SB3's default config, 3 rounds, ~2 minutes
-    python benchmarks/batching.py --configs rl_zoo sb3_default --rounds 1   # RL Zoo's too, ~10 min
+    python benchmarks/batching.py                      # SB3's default config, 3 rounds, ~1 minute
+    python benchmarks/batching.py --configs rl_zoo sb3_default --rounds 1   # RL Zoo's too, ~5 min
 
 vs_sb3.py's target "8 seeds in one run take at most 3x one seed" measures what a batch of seeds
 shares: the calls around each seed's products. The compiled step (tuner.fused) works out each seed
